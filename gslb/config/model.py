@@ -1,0 +1,165 @@
+"""The configuration model: frozen, slotted dataclasses built once by the loaders and never changed.
+
+Names here are the YAML keys and the words `gslb explain` prints (`weight`, `fallback`, `rise` ...).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, Mapping
+
+Status = Literal["up", "down", "auto"]
+Policy = Literal["latency", "geo", "weighted", "failover"]
+AllDown = Literal["serve_all", "nodata", "servfail"]
+Affinity = Literal["none", "subnet"]
+CheckType = Literal["http", "https", "tcp", "dns"]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """How to probe an endpoint; shared by the DNS probers and the proxy's active checks.
+
+    `interval` and `timeout` are seconds; `rise`/`fall` are the HAProxy thresholds: consecutive
+    successes to go up, consecutive failures to go down.
+    """
+
+    type: CheckType = "http"
+    port: int | None = None          # None: 80 for http, 443 for https, 53 for dns; required for tcp
+    path: str = "/"
+    method: str = "GET"
+    host: str | None = None          # Host header (http/https)
+    expect: tuple[int, ...] = (200,)  # accepted HTTP status codes
+    body: str | None = None          # substring the response body must contain
+    tls_verify: bool = True
+    sni: str | None = None
+    query: str | None = None         # dns: the name to ask (default: the zone origin)
+    query_type: str = "A"            # dns: the type to ask
+    interval: float = 1.0
+    timeout: float = 1.0
+    rise: int = 2
+    fall: int = 2
+
+    @property
+    def effective_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return {"http": 80, "https": 443, "dns": 53}.get(self.type, 80)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a prober probes: one address with one check. Health is kept per target."""
+
+    address: str
+    check: Check
+
+    def __str__(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{self.check.type}://{host}:{self.check.effective_port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One address of a site. `weight: 0` drains it; `status` overrides health."""
+
+    address: str
+    weight: int = 1
+    status: Status = "auto"
+
+    @property
+    def family(self) -> int:
+        return ipaddress.ip_address(self.address).version
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """A group of endpoints in one place (a region, or explicit coordinates)."""
+
+    name: str
+    endpoints: tuple[Endpoint, ...]
+    region: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    status: Status = "auto"
+    weight: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """A load-balanced set of sites and the policy that picks among them."""
+
+    name: str
+    sites: tuple[Site, ...]
+    policy: Policy = "latency"
+    ttl: int = 30
+    answers: int = 1
+    fallback: str | None = None
+    all_down: AllDown = "serve_all"
+    affinity: Affinity = "none"
+    check: Check | None = field(default_factory=Check)
+    geo: tuple[tuple[str, tuple[str, ...]], ...] = ()   # ordered (key, site names); key "default" last
+    order: tuple[str, ...] = ()
+
+    def site(self, name: str) -> Site:
+        for site in self.sites:
+            if site.name == name:
+                return site
+        raise KeyError(name)
+
+    def targets(self) -> list[Target]:
+        """Every (address, check) this pool needs probed, in order, without repeats."""
+        if self.check is None:
+            return []
+        seen: dict[Target, None] = {}
+        for site in self.sites:
+            for endpoint in site.endpoints:
+                seen[Target(endpoint.address, self.check)] = None
+        return list(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class RRset:
+    """Static records of one name and type. `rdatas` are dnslib RD objects, validated at load."""
+
+    name: str            # absolute, lower case, trailing dot
+    rtype: str           # "A", "MX", ...
+    ttl: int
+    rdatas: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Soa:
+    mname: str
+    rname: str
+    serial: int
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+    ttl: int
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    """One authoritative zone, as loaded from one YAML file."""
+
+    origin: str                                  # absolute, lower case, trailing dot
+    file: str
+    ttl: int
+    soa: Soa
+    rrsets: Mapping[str, Mapping[str, RRset]]    # owner name -> type -> RRset
+    pool_names: Mapping[str, str]                # owner name -> pool name (load-balanced A/AAAA)
+    pools: Mapping[str, Pool]
+    ecs: bool = True                             # trust the EDNS Client Subnet option
+    serial_given: bool = False
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(self.rrsets) | frozenset(self.pool_names)
+
+
+def frozen_map(d: Mapping) -> Mapping:
+    """A read-only view of a dict, for the model's mappings."""
+    return MappingProxyType(dict(d))

@@ -1,0 +1,72 @@
+"""The health snapshot: an immutable view of what the probers believe, read by steering.
+
+The health room (probers, rise/fall, quorum, overrides) publishes a new `HealthSnapshot` whenever
+anything changes; steering and the DNS answer cache only ever read snapshots, so a decision never sees
+half an update. `HealthSnapshot.EMPTY` (nothing probed yet) treats every endpoint as `unknown`, which
+answers count as up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal, Mapping
+
+from gslb.config.model import Target
+
+HealthState = Literal["unknown", "up", "down"]
+_EMPTY: Mapping = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class RegionView:
+    """What the prober of one region last concluded about one target."""
+
+    state: HealthState
+    rtt_ms: float | None = None      # EWMA of the check's round-trip time, from that region
+    error: str | None = None         # last failure, e.g. "GET http://192.0.2.5:80/healthz: 503, expected 200"
+    updated: float = 0.0             # unix time of the last report
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointHealth:
+    """The combined (quorum) state of one target, plus each region's view of it."""
+
+    state: HealthState = "unknown"
+    since: float = 0.0
+    reason: str = ""
+    regions: Mapping[str, RegionView] = field(default_factory=lambda: _EMPTY)
+
+    def rtt_from(self, region: str) -> float | None:
+        view = self.regions.get(region)
+        return view.rtt_ms if view is not None else None
+
+
+_UNKNOWN = EndpointHealth()
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSnapshot:
+    """Every target's health and the operator's API overrides (address -> "up" | "down")."""
+
+    targets: Mapping[Target, EndpointHealth] = field(default_factory=lambda: _EMPTY)
+    overrides: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    version: int = 0
+
+    def of(self, target: Target) -> EndpointHealth:
+        """Health of a target; `unknown` if it was never probed."""
+        return self.targets.get(target, _UNKNOWN)
+
+    def is_up(self, target: Target) -> bool:
+        """True unless an override or the quorum says down; `unknown` counts as up (honest start-up)."""
+        forced = self.overrides.get(target.address)
+        if forced is not None:
+            return forced == "up"
+        return self.targets.get(target, _UNKNOWN).state != "down"
+
+    def regions(self) -> frozenset[str]:
+        """The prober regions that reported anything in this snapshot."""
+        return frozenset(r for h in self.targets.values() for r in h.regions)
+
+
+HealthSnapshot.EMPTY = HealthSnapshot()  # type: ignore[attr-defined]
