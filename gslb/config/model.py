@@ -6,9 +6,10 @@ Names here are the YAML keys and the words `gslb explain` prints (`weight`, `fal
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 Status = Literal["up", "down", "auto"]
 Policy = Literal["latency", "geo", "weighted", "failover"]
@@ -98,7 +99,7 @@ class Pool:
     fallback: str | None = None
     all_down: AllDown = "serve_all"
     affinity: Affinity = "none"
-    check: Check | None = field(default_factory=Check)
+    check: Check | None = None      # None: no health check, endpoints count as up
     geo: tuple[tuple[str, tuple[str, ...]], ...] = ()   # ordered (key, site names); key "default" last
     order: tuple[str, ...] = ()
 

@@ -1,0 +1,221 @@
+"""Parse a zone's `pools:` mapping (docs/zone-format.md, "Pools") into frozen `Pool` objects."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from gslb.config.check import parse_check
+from gslb.config.model import Endpoint, Pool, Site
+from gslb.config.regions import Regions
+from gslb.config.yamlsrc import SourceList, SourceMap
+from gslb.errors import Problem
+
+POLICIES = ("latency", "geo", "weighted", "failover")
+ALL_DOWN = ("serve_all", "nodata", "servfail")
+AFFINITY = ("none", "subnet")
+STATUSES = ("up", "down", "auto")
+CONTINENTS = frozenset({"AF", "AN", "AS", "EU", "NA", "OC", "SA"})
+POOL_KEYS = {"policy", "ttl", "answers", "fallback", "all_down", "affinity", "check", "sites", "geo", "order"}
+SITE_KEYS = {"region", "lat", "lon", "endpoints", "status", "weight"}
+ENDPOINT_KEYS = {"address", "weight", "status"}
+MAX_WEIGHT = 1000
+
+
+class _Where:
+    """Appends problems for one file."""
+
+    def __init__(self, file: str, problems: list[Problem]):
+        self.file, self.problems = file, problems
+
+    def add(self, line: int, what: str) -> None:
+        self.problems.append(Problem(self.file, line, what))
+
+
+def _line(src: Any, key: Any) -> int:
+    return src.line_of(key) if isinstance(src, (SourceMap, SourceList)) else 0
+
+
+def _choice(src: SourceMap, key: str, allowed: tuple[str, ...], default: str, where: str, w: _Where) -> str:
+    value = src.get(key, default)
+    if value not in allowed:
+        w.add(_line(src, key), f"{where}: {key} {value!r}, expected one of {' | '.join(allowed)}")
+        return default
+    return value
+
+
+def _int(src: SourceMap, key: str, default: int, lo: int, hi: int, where: str, w: _Where) -> int:
+    value = src.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        w.add(_line(src, key), f"{where}: {key} {value!r}, expected a whole number {lo}..{hi}")
+        return default
+    return value
+
+
+def geo_key_kind(key: str) -> str:
+    """How a `geo:` key is matched: "subdivision" (US-CA), "continent" (EU), "country" (DE) or "default".
+
+    Continent codes win over the same two letters as a country; write `country:AS` for American Samoa.
+    """
+    if key == "default":
+        return "default"
+    if key.startswith("country:"):
+        return "country"
+    if key.startswith("continent:"):
+        return "continent"
+    if "-" in key:
+        return "subdivision"
+    return "continent" if key in CONTINENTS else "country"
+
+
+def _endpoint(src: Any, where: str, w: _Where, line: int) -> Endpoint | None:
+    if isinstance(src, str):
+        src_map: Any = {"address": src}
+    elif isinstance(src, SourceMap):
+        src_map = src
+        for key in src:
+            if key not in ENDPOINT_KEYS:
+                w.add(src.line_of(key), f"{where}: unknown key {key!r} (known: {', '.join(sorted(ENDPOINT_KEYS))})")
+    else:
+        w.add(line, f"{where}: expected {{address: IP, weight: N}}, got {src!r}")
+        return None
+    try:
+        address = str(ipaddress.ip_address(str(src_map.get("address", "")).strip()))
+    except ValueError:
+        w.add(_line(src_map, "address") or line, f"{where}: address {src_map.get('address')!r} is not an IP address")
+        return None
+    weight = _int(src_map, "weight", 1, 0, MAX_WEIGHT, where, w) if isinstance(src_map, SourceMap) else 1
+    status = _choice(src_map, "status", STATUSES, "auto", where, w) if isinstance(src_map, SourceMap) else "auto"
+    return Endpoint(address=address, weight=weight, status=status)
+
+
+def _site(name: str, src: Any, where: str, regions: Regions, w: _Where, line: int) -> Site | None:
+    if not isinstance(src, SourceMap):
+        w.add(line, f"{where}: expected a mapping with region (or lat/lon) and endpoints")
+        return None
+    for key in src:
+        if key not in SITE_KEYS:
+            w.add(src.line_of(key), f"{where}: unknown key {key!r} (known: {', '.join(sorted(SITE_KEYS))})")
+    region = src.get("region")
+    lat, lon = src.get("lat"), src.get("lon")
+    if region is not None:
+        known = regions.get(str(region))
+        if known is None and (lat is None or lon is None):
+            w.add(src.line_of("region"), f"{where}: region {region!r} is not in regions.yaml; give lat/lon too")
+        elif known is not None and lat is None and lon is None:
+            lat, lon = known.lat, known.lon
+    if lat is not None or lon is not None:
+        if not isinstance(lat, (int, float)) or not isinstance(lon, (int, float)) or isinstance(lat, bool) \
+                or not -90 <= lat <= 90 or not -180 <= lon <= 180:
+            w.add(src.line_of("lat"), f"{where}: lat {lat!r} / lon {lon!r}, expected -90..90 / -180..180")
+            lat = lon = None
+    elif region is None:
+        w.add(line, f"{where}: needs a region (from regions.yaml) or lat and lon")
+    raw = src.get("endpoints")
+    if not isinstance(raw, list) or not raw:
+        w.add(src.line_of("endpoints"), f"{where}: endpoints must be a non-empty list")
+        raw = SourceList()
+    endpoints = []
+    for i, item in enumerate(raw):
+        endpoint = _endpoint(item, f"{where} endpoint {i + 1}", w, _line(raw, i))
+        if endpoint is None:
+            continue
+        if any(e.address == endpoint.address for e in endpoints):
+            w.add(_line(raw, i), f"{where} endpoint {i + 1}: address {endpoint.address} listed twice")
+            continue
+        endpoints.append(endpoint)
+    return Site(
+        name=name, endpoints=tuple(endpoints), region=None if region is None else str(region),
+        lat=None if lat is None else float(lat), lon=None if lon is None else float(lon),
+        status=_choice(src, "status", STATUSES, "auto", where, w),
+        weight=_int(src, "weight", 1, 0, MAX_WEIGHT, where, w),
+    )
+
+
+def _site_list(value: Any, site_names: set[str], where: str, w: _Where, line: int) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        if item not in site_names:
+            w.add(line, f"{where}: site {item!r} does not exist (sites: {', '.join(sorted(site_names))})")
+        elif item not in out:
+            out.append(item)
+    return tuple(out)
+
+
+def _pool(name: str, src: SourceMap, regions: Regions, w: _Where) -> Pool | None:
+    where = f"pool {name!r}"
+    for key in src:
+        if key not in POOL_KEYS:
+            w.add(src.line_of(key), f"{where}: unknown key {key!r} (known: {', '.join(sorted(POOL_KEYS))})")
+    sites_src = src.get("sites")
+    sites = []
+    if not isinstance(sites_src, SourceMap) or not sites_src:
+        w.add(src.line_of("sites"), f"{where}: sites must be a non-empty mapping of site name -> site")
+    else:
+        for site_name, site_src in sites_src.items():
+            site = _site(str(site_name), site_src, f"{where} site {site_name!r}", regions, w,
+                         sites_src.line_of(site_name))
+            if site is not None:
+                sites.append(site)
+    names = {s.name for s in sites}
+    policy = _choice(src, "policy", POLICIES, "latency", where, w)
+    geo: list[tuple[str, tuple[str, ...]]] = []
+    geo_src = src.get("geo")
+    if geo_src is not None:
+        if not isinstance(geo_src, SourceMap):
+            w.add(src.line_of("geo"), f"{where}: geo must map a location (EU, DE, US-CA, default) to sites")
+        else:
+            for key, value in geo_src.items():
+                geo.append((str(key), _site_list(value, names, f"{where} geo {key}", w, geo_src.line_of(key))))
+            # Evaluation order is fixed (subdivision, country, continent, default), not file order.
+            rank = {"subdivision": 0, "country": 1, "continent": 2, "default": 3}
+            geo.sort(key=lambda kv: rank[geo_key_kind(kv[0])])
+    elif policy == "geo":
+        w.add(src.line_of("policy"), f"{where}: policy geo needs a geo: mapping (with a default)")
+    order = ()
+    if "order" in src:
+        order = _site_list(src["order"], names, f"{where} order", w, src.line_of("order"))
+    check = parse_check(src.get("check"), where, w.file, src.line_of("check"), w.problems)
+    fallback = src.get("fallback")
+    if fallback is not None and not isinstance(fallback, str):
+        w.add(src.line_of("fallback"), f"{where}: fallback must name a pool")
+        fallback = None
+    return Pool(
+        name=name, sites=tuple(sites), policy=policy,
+        ttl=_int(src, "ttl", 30, 0, 86400, where, w),
+        answers=_int(src, "answers", 1, 1, 64, where, w),
+        fallback=fallback,
+        all_down=_choice(src, "all_down", ALL_DOWN, "serve_all", where, w),
+        affinity=_choice(src, "affinity", AFFINITY, "none", where, w),
+        check=check, geo=tuple(geo), order=order or tuple(s.name for s in sites),
+    )
+
+
+def parse_pools(src: Any, file: str, regions: Regions, problems: list[Problem]) -> dict[str, Pool]:
+    """Pools of one zone file; problems are appended (with file:line), never raised."""
+    w = _Where(file, problems)
+    if not isinstance(src, SourceMap):
+        w.add(0, "pools must be a mapping of pool name -> pool")
+        return {}
+    pools: dict[str, Pool] = {}
+    for name, pool_src in src.items():
+        if not isinstance(pool_src, SourceMap):
+            w.add(src.line_of(name), f"pool {name!r}: expected a mapping with policy and sites")
+            continue
+        pool = _pool(str(name), pool_src, regions, w)
+        if pool is not None:
+            pools[pool.name] = pool
+    for pool in pools.values():
+        if pool.fallback is not None and pool.fallback not in pools:
+            w.add(src[pool.name].line_of("fallback"), f"pool {pool.name!r}: fallback pool {pool.fallback!r} does not exist")
+    for pool in pools.values():
+        chain, current = [pool.name], pool
+        while current.fallback is not None and current.fallback in pools:
+            if current.fallback in chain:
+                w.add(src[pool.name].line_of("fallback"),
+                      f"pool {pool.name!r}: loop in fallbacks: {' -> '.join(chain + [current.fallback])}")
+                break
+            chain.append(current.fallback)
+            current = pools[current.fallback]
+    return pools

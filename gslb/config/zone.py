@@ -1,0 +1,318 @@
+"""Load and validate zone YAML files (docs/zone-format.md) into frozen `Zone` objects.
+
+Every problem is collected with its file:line and raised once as a `ConfigError`, so `gslb check` can
+print them all. Pools (the `pools:` key) are parsed by gslb.config.pools.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import dnslib
+
+from gslb.config.model import RRset, Soa, Zone, frozen_map
+from gslb.config.names import NameError_, absolute, is_within
+from gslb.config.pools import parse_pools
+from gslb.config.regions import Regions
+from gslb.config.yamlsrc import SourceList, SourceMap, load_yaml_file
+from gslb.errors import ConfigError, Problem
+
+RECORD_TYPES = ("NS", "A", "AAAA", "CNAME", "TXT", "MX", "SRV", "CAA", "PTR")
+ZONE_KEYS = {"origin", "ttl", "soa", "records", "pools", "ecs"}
+SOA_KEYS = {"mname", "rname", "serial", "refresh", "retry", "expire", "minimum", "ttl"}
+NAME_KEYS = {"ttl", "pool"}
+MAX_TTL = 2**31 - 1
+
+
+class _Collector:
+    """Collects problems for one file; `at(src, key)` gives the line of a value."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def add(self, line: int, what: str) -> None:
+        self.problems.append(Problem(self.file, line, what))
+
+    def at(self, src: Any, key: Any = None) -> int:
+        if isinstance(src, (SourceMap, SourceList)):
+            return src.line_of(key) if key is not None else src.line
+        return 0
+
+
+def _ttl(value: Any, where: str, line: int, c: _Collector) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TTL:
+        c.add(line, f"{where}: {value!r} is not a TTL (a whole number of seconds, 0..{MAX_TTL})")
+        return None
+    return value
+
+
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _domain(value: Any, origin: str, where: str, line: int, c: _Collector) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        c.add(line, f"{where}: expected a domain name, got {value!r}")
+        return None
+    try:
+        return absolute(value, origin)
+    except NameError_ as exc:
+        c.add(line, f"{where}: {exc}")
+        return None
+
+
+def _int_field(item: Mapping, key: str, lo: int, hi: int, where: str, line: int, c: _Collector) -> int | None:
+    value = item.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        c.add(line, f"{where}: {key} {value!r}, expected a whole number {lo}..{hi}")
+        return None
+    return value
+
+
+def _rdata(rtype: str, value: Any, origin: str, where: str, line: int, c: _Collector) -> Any:
+    """One record's data as a dnslib RD object, or None after adding a problem."""
+    if rtype in ("A", "AAAA"):
+        want = ipaddress.IPv4Address if rtype == "A" else ipaddress.IPv6Address
+        try:
+            address = want(str(value).strip())
+        except ValueError:
+            c.add(line, f"{where}: {value!r} is not an IPv{4 if rtype == 'A' else 6} address")
+            return None
+        return dnslib.A(str(address)) if rtype == "A" else dnslib.AAAA(str(address))
+    if rtype in ("NS", "CNAME", "PTR"):
+        target = _domain(value, origin, where, line, c)
+        return None if target is None else getattr(dnslib, rtype)(target)
+    if rtype == "TXT":
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            c.add(line, f"{where}: TXT value {value!r} must be a string (quote it)")
+            return None
+        data = str(value).encode()
+        # RFC 1035: a TXT record is a list of <=255-byte strings; split long text the way zone files do.
+        chunks = [data[i:i + 255] for i in range(0, len(data), 255)] or [b""]
+        return dnslib.TXT(chunks)
+    if rtype == "MX":
+        if isinstance(value, str) and len(value.split()) == 2:
+            pref, exch = value.split()
+            value = {"preference": int(pref) if pref.isdigit() else pref, "exchange": exch}
+        if not isinstance(value, Mapping):
+            c.add(line, f"{where}: MX expects {{preference: N, exchange: NAME}}, got {value!r}")
+            return None
+        pref = _int_field(value, "preference", 0, 65535, where, line, c)
+        exch = _domain(value.get("exchange"), origin, f"{where} exchange", line, c)
+        return None if pref is None or exch is None else dnslib.MX(exch, pref)
+    if rtype == "SRV":
+        if not isinstance(value, Mapping):
+            c.add(line, f"{where}: SRV expects {{priority, weight, port, target}}, got {value!r}")
+            return None
+        nums = [_int_field(value, k, 0, 65535, where, line, c) for k in ("priority", "weight", "port")]
+        target = _domain(value.get("target"), origin, f"{where} target", line, c)
+        return None if None in nums or target is None else dnslib.SRV(*nums, target)
+    if rtype == "CAA":
+        if not isinstance(value, Mapping):
+            c.add(line, f"{where}: CAA expects {{flags, tag, value}}, got {value!r}")
+            return None
+        flags = _int_field({"flags": value.get("flags", 0)}, "flags", 0, 255, where, line, c)
+        tag = value.get("tag")
+        if not isinstance(tag, str) or not tag.isalnum() or not 0 < len(tag) <= 15:
+            c.add(line, f"{where}: CAA tag {tag!r}, expected letters/digits like issue, issuewild, iodef")
+            return None
+        text = value.get("value")
+        if not isinstance(text, str):
+            c.add(line, f"{where}: CAA value {text!r} must be a string")
+            return None
+        return None if flags is None else dnslib.CAA(flags, tag, text)
+    raise AssertionError(rtype)
+
+
+def _parse_soa(src: Any, origin: str, ttl: int, c: _Collector, zsrc: SourceMap) -> Soa | None:
+    if not isinstance(src, Mapping):
+        c.add(c.at(zsrc, "soa") or 1, "missing soa: {mname, rname, refresh, retry, expire, minimum}")
+        return None
+    for key in src:
+        if key not in SOA_KEYS:
+            c.add(c.at(src, key), f"soa: unknown key {key!r} (known: {', '.join(sorted(SOA_KEYS))})")
+    mname = _domain(src.get("mname"), origin, "soa mname", c.at(src, "mname"), c)
+    rname = _domain(src.get("rname"), origin, "soa rname", c.at(src, "rname"), c)
+    defaults = {"refresh": 3600, "retry": 600, "expire": 1209600, "minimum": 60, "serial": 0, "ttl": ttl}
+    nums = {}
+    for key, default in defaults.items():
+        nums[key] = _ttl(src.get(key, default), f"soa {key}", c.at(src, key), c)
+    if mname is None or rname is None or None in nums.values():
+        return None
+    return Soa(mname=mname, rname=rname, **nums)
+
+
+def parse_zone(src: Any, file: str, regions: Regions) -> Zone:
+    """Validate one zone's loaded YAML and build its `Zone`.
+
+    :raises ConfigError: listing every problem found, each with file:line.
+    """
+    c = _Collector(file)
+    if not isinstance(src, SourceMap):
+        raise ConfigError([Problem(file, 1, "a zone file must be a mapping with origin, soa and records")])
+    for key in src:
+        if key not in ZONE_KEYS:
+            c.add(src.line_of(key), f"unknown key {key!r} (known: {', '.join(sorted(ZONE_KEYS))})")
+    origin = _domain(src.get("origin"), ".", "origin", src.line_of("origin") or 1, c) if "origin" in src \
+        else c.add(1, "missing origin (the zone's name, e.g. origin: gslb.example.com.)")
+    origin = origin or "invalid."
+    ttl = _ttl(src.get("ttl", 3600), "ttl", src.line_of("ttl"), c) or 3600
+    ecs = src.get("ecs", True)
+    if not isinstance(ecs, bool):
+        c.add(src.line_of("ecs"), f"ecs: {ecs!r}, expected true or false")
+    soa = _parse_soa(src.get("soa"), origin, ttl, c, src)
+
+    pools_src = src.get("pools") or SourceMap()
+    pools = parse_pools(pools_src, file, regions, c.problems)
+
+    rrsets: dict[str, dict[str, RRset]] = {}
+    pool_names: dict[str, str] = {}
+    records = src.get("records")
+    if not isinstance(records, Mapping):
+        c.add(src.line_of("records"), "missing records: (at least the apex NS records)")
+        records = SourceMap()
+    for raw_name, entry in records.items():
+        line = records.line_of(raw_name)
+        try:
+            name = absolute(str(raw_name), origin)
+        except NameError_ as exc:
+            c.add(line, f"records: {exc}")
+            continue
+        if not is_within(name, origin):
+            c.add(line, f"name {raw_name!r} is outside the zone {origin}")
+            continue
+        if "*" in name and not name.startswith("*.") or name.count("*") > 1:
+            c.add(line, f"name {raw_name!r}: '*' is only allowed as the whole leftmost label (RFC 4592)")
+            continue
+        if not isinstance(entry, Mapping):
+            c.add(line, f"{raw_name}: expected a mapping of record types, e.g. {{A: 192.0.2.1}}")
+            continue
+        _parse_name(name, raw_name, entry, origin, ttl, pools, c, rrsets, pool_names)
+
+    _check_zone_rules(origin, rrsets, pool_names, records, c)
+    if c.problems or soa is None:
+        if soa is None and not c.problems:
+            c.add(1, "missing soa")
+        raise ConfigError(c.problems)
+    return Zone(
+        origin=origin, file=file, ttl=ttl, soa=soa,
+        rrsets=frozen_map({n: frozen_map(t) for n, t in rrsets.items()}),
+        pool_names=frozen_map(pool_names), pools=frozen_map(pools), ecs=ecs,
+        serial_given="serial" in src.get("soa", {}),
+    )
+
+
+def _parse_name(name: str, raw_name: Any, entry: SourceMap, origin: str, zone_ttl: int, pools: Mapping,
+                c: _Collector, rrsets: dict, pool_names: dict) -> None:
+    name_ttl = _ttl(entry.get("ttl", zone_ttl), f"{raw_name} ttl", c.at(entry, "ttl"), c) or zone_ttl
+    if "pool" in entry:
+        pool = entry["pool"]
+        if pool not in pools:
+            known = ", ".join(sorted(pools)) or "none defined"
+            c.add(c.at(entry, "pool"), f"{raw_name}: pool {pool!r} does not exist (pools: {known})")
+        else:
+            pool_names[name] = pool
+    for key, value in entry.items():
+        if key in NAME_KEYS:
+            continue
+        line = c.at(entry, key)
+        rtype = str(key).upper()
+        if rtype == "SOA":
+            c.add(line, f"{raw_name}: SOA goes in the zone's soa: key, not under records")
+            continue
+        if rtype not in RECORD_TYPES:
+            c.add(line, f"{raw_name}: unknown record type {key!r} (known: {', '.join(RECORD_TYPES)})")
+            continue
+        if rtype == "CNAME" and isinstance(value, list) and len(value) != 1:
+            c.add(line, f"{raw_name}: a name has at most one CNAME target")
+            continue
+        values = _as_list(value)
+        if not values:
+            c.add(line, f"{raw_name} {rtype}: empty list")
+            continue
+        rdatas = []
+        for i, item in enumerate(values):
+            item_line = value.line_of(i) if isinstance(value, SourceList) else line
+            rd = _rdata(rtype, item, origin, f"{raw_name} {rtype}", item_line, c)
+            if rd is not None and rd not in rdatas:   # RFC 2181 5: an RRset has no duplicate records
+                rdatas.append(rd)
+        if rdatas:
+            rrsets.setdefault(name, {})[rtype] = RRset(name, rtype, name_ttl, tuple(rdatas))
+
+
+def _check_zone_rules(origin: str, rrsets: dict, pool_names: dict, records: Any, c: _Collector) -> None:
+    """Rules across records: CNAME exclusivity, apex NS, glue for in-zone name servers."""
+    def line_for(name: str) -> int:
+        for raw in records:
+            try:
+                if absolute(str(raw), origin) == name:
+                    return records.line_of(raw)
+            except NameError_:
+                pass
+        return 1
+
+    for name, types in rrsets.items():
+        if "CNAME" in types and (len(types) > 1 or name in pool_names):
+            c.add(line_for(name), f"{name}: CNAME cannot stand beside other data (RFC 1034 3.6.2)")
+        if "CNAME" in types and name == origin:
+            c.add(line_for(name), "the apex cannot be a CNAME (it holds SOA and NS)")
+    for name in pool_names:
+        clash = {"A", "AAAA", "CNAME"} & set(rrsets.get(name, {}))
+        if clash:
+            c.add(line_for(name), f"{name}: pool answers A/AAAA, so it cannot also have {', '.join(sorted(clash))}")
+    apex_ns = rrsets.get(origin, {}).get("NS")
+    if apex_ns is None:
+        c.add(line_for(origin) if origin in rrsets else (records.line if isinstance(records, SourceMap) else 1),
+              f'missing NS records at the apex: records: {{"@": {{NS: [ns1.{origin}]}}}}')
+        return
+    for rd in apex_ns.rdatas:
+        target = str(rd.label).lower()
+        if is_within(target, origin) and not ({"A", "AAAA"} & set(rrsets.get(target, {}))) \
+                and target not in pool_names:
+            c.add(line_for(origin), f"name server {target} is inside the zone but has no A/AAAA record (glue)")
+
+
+def load_zone_file(path: str, regions: Regions) -> Zone:
+    """Load one zone file.
+
+    :raises ConfigError: when the file cannot be read or is invalid.
+    """
+    return parse_zone(load_yaml_file(path), path, regions)
+
+
+def zone_files(directory: str) -> list[str]:
+    """The zone files of a directory: *.yaml and *.yml, sorted, hidden files skipped."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as exc:
+        raise ConfigError([Problem(directory, 0, f"cannot read zone directory: {exc.strerror}")]) from None
+    return [os.path.join(directory, n) for n in names
+            if n.endswith((".yaml", ".yml")) and not n.startswith(".")]
+
+
+def load_zones(path: str, regions: Regions | None = None) -> dict[str, Zone]:
+    """Load every zone under a directory (or one file): origin -> Zone.
+
+    :raises ConfigError: listing the problems of every file, and zones defined twice.
+    """
+    regions = regions if regions is not None else Regions.empty()
+    files = zone_files(path) if os.path.isdir(path) else [path]
+    zones: dict[str, Zone] = {}
+    problems: list[Problem] = []
+    for file in files:
+        try:
+            zone = load_zone_file(file, regions)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        if zone.origin in zones:
+            problems.append(Problem(file, 1, f"zone {zone.origin} is already defined in {zones[zone.origin].file}"))
+            continue
+        zones[zone.origin] = zone
+    if problems:
+        raise ConfigError(problems)
+    return zones
