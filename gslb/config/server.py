@@ -1,0 +1,97 @@
+"""The server configuration (`gslb serve --config FILE`, docs/server.md); command-line flags win over it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Any
+
+from gslb.config.yamlsrc import SourceMap, load_yaml_file
+from gslb.errors import ConfigError, Problem
+
+SERVER_KEYS = {"zones", "listen", "api", "data", "geoip", "regions", "latency", "query_log",
+               "reload_interval", "health"}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    zones: str = "zones"
+    listen: tuple[str, ...] = ("127.0.0.1:5353",)
+    api: str | None = "127.0.0.1:8053"           # None or "off": no HTTP API
+    data: str = "data"
+    geoip: str | None = None                      # default: <data>/gslb-geo.mmdb when it exists
+    regions: str | None = None                    # default: <data>/regions.yaml
+    latency: str | None = None                    # default: <data>/latency.yaml
+    query_log: bool = False
+    reload_interval: float = 1.0                  # how often zone files are checked for changes
+    health: Any = None                            # gslb.config.health.HealthSettings
+    file: str | None = None
+
+    @property
+    def geoip_path(self) -> str | None:
+        path = self.geoip or os.path.join(self.data, "gslb-geo.mmdb")
+        return path if os.path.exists(path) else None
+
+    @property
+    def regions_path(self) -> str:
+        return self.regions or os.path.join(self.data, "regions.yaml")
+
+    @property
+    def latency_path(self) -> str:
+        return self.latency or os.path.join(self.data, "latency.yaml")
+
+
+def _health_settings(src: Any, problems: list[Problem]) -> Any:
+    try:
+        from gslb.config.health import parse_health_settings
+    except ImportError:      # the health room is optional for a static-only server
+        return None
+    return parse_health_settings(src, problems)
+
+
+def load_server_config(path: str | None) -> ServerConfig:
+    """Read the server YAML; no path means all defaults.
+
+    :raises ConfigError: listing every problem with file:line.
+    """
+    problems: list[Problem] = []
+    if path is None:
+        return replace(ServerConfig(), health=_health_settings(None, problems))
+    src = load_yaml_file(path)
+    if src is None:
+        src = SourceMap()
+    if not isinstance(src, SourceMap):
+        raise ConfigError([Problem(path, 1, "the server config must be a mapping (see docs/server.md)")])
+    values: dict[str, Any] = {"file": path}
+    for key, value in src.items():
+        line = src.line_of(key)
+        if key not in SERVER_KEYS:
+            problems.append(Problem(path, line, f"unknown key {key!r} (known: {', '.join(sorted(SERVER_KEYS))})"))
+        elif key == "listen":
+            items = value if isinstance(value, list) else [value]
+            if not items or not all(isinstance(i, str) for i in items):
+                problems.append(Problem(path, line, "listen: expected ADDR:PORT or a list of them"))
+            else:
+                values["listen"] = tuple(items)
+        elif key == "query_log":
+            if not isinstance(value, bool):
+                problems.append(Problem(path, line, "query_log: expected true or false"))
+            else:
+                values[key] = value
+        elif key == "reload_interval":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.1 <= value <= 3600:
+                problems.append(Problem(path, line, "reload_interval: expected seconds 0.1..3600"))
+            else:
+                values[key] = float(value)
+        elif key == "api":
+            values[key] = None if value in (None, False, "off") else str(value)
+        elif key != "health":
+            if not isinstance(value, str):
+                problems.append(Problem(path, line, f"{key}: expected a path"))
+            else:
+                base = os.path.dirname(os.path.abspath(path))
+                values[key] = value if os.path.isabs(value) else os.path.join(base, value)
+    values["health"] = _health_settings(src.get("health"), problems)
+    if problems:
+        raise ConfigError(problems)
+    return ServerConfig(**values)

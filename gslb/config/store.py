@@ -1,0 +1,114 @@
+"""The zone store: the zones being served, reloaded file by file, never half-way.
+
+Each file is loaded on its own; a file that fails keeps its last good zone serving and its problems
+are kept for `GET /v1/zones` and the log. SOA serials are automatic unless a file gives one: the
+current unix time, or the previous serial + 1 if that is larger, so a serial grows on every reload.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from gslb.config.model import Zone
+from gslb.config.regions import Regions
+from gslb.config.zone import load_zone_file, zone_files
+from gslb.errors import ConfigError, Problem
+
+log = logging.getLogger("gslb.zones")
+
+
+@dataclass(frozen=True, slots=True)
+class FileStatus:
+    file: str
+    origin: str | None
+    ok: bool
+    loaded_at: float
+    problems: tuple[Problem, ...] = ()
+
+
+class ZoneStore:
+    """Loads the zone directory and reloads what changed; `zones` is an immutable origin -> Zone map."""
+
+    def __init__(self, directory: str, regions: Regions):
+        self.directory = directory
+        self.regions = regions
+        self.zones: MappingProxyType = MappingProxyType({})
+        self.status: dict[str, FileStatus] = {}
+        self._by_file: dict[str, Zone] = {}
+        self._stamps: dict[str, tuple[float, int]] = {}
+        self._serials: dict[str, int] = {}
+        self.last_reload: float = 0.0
+
+    def _stamp(self, path: str) -> tuple[float, int] | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return st.st_mtime, st.st_size
+
+    def changed(self) -> bool:
+        """True when a zone file was added, removed or modified since the last load."""
+        try:
+            files = zone_files(self.directory)
+        except ConfigError:
+            return False
+        if set(files) != set(self._stamps):
+            return True
+        return any(self._stamp(f) != stamp for f, stamp in self._stamps.items())
+
+    def load(self, force: bool = False) -> bool:
+        """(Re)load changed files; returns True when the served zones changed.
+
+        :raises ConfigError: only when the zone directory itself cannot be read.
+        """
+        files = zone_files(self.directory)
+        by_file = {f: z for f, z in self._by_file.items() if f in files}
+        changed = len(by_file) != len(self._by_file)
+        for gone in set(self._stamps) - set(files):
+            self._stamps.pop(gone, None)
+            self.status.pop(gone, None)
+            log.info("zone file %s removed", gone)
+        for path in files:
+            stamp = self._stamp(path)
+            if not force and stamp == self._stamps.get(path):
+                continue
+            self._stamps[path] = stamp
+            try:
+                zone = load_zone_file(path, self.regions)
+            except ConfigError as exc:
+                for problem in exc.problems:
+                    log.error("%s", problem)
+                kept = by_file.get(path)
+                log.error("zone file %s not loaded (%d problems); %s", path, len(exc.problems),
+                          f"still serving {kept.origin} serial {kept.soa.serial}" if kept else "nothing served from it")
+                self.status[path] = FileStatus(path, kept.origin if kept else None, False, time.time(), exc.problems)
+                continue
+            clash = next((f for f, z in by_file.items() if z.origin == zone.origin and f != path), None)
+            if clash is not None:
+                problem = Problem(path, 1, f"zone {zone.origin} is already defined in {clash}")
+                log.error("%s", problem)
+                self.status[path] = FileStatus(path, None, False, time.time(), (problem,))
+                continue
+            zone = self._with_serial(zone)
+            by_file[path] = zone
+            changed = True
+            self.status[path] = FileStatus(path, zone.origin, True, time.time())
+            log.info("loaded zone %s from %s, serial %d", zone.origin, path, zone.soa.serial)
+        if changed:
+            self._by_file = by_file
+            self.zones = MappingProxyType({z.origin: z for z in by_file.values()})
+        self.last_reload = time.time()
+        return changed
+
+    def _with_serial(self, zone: Zone) -> Zone:
+        if zone.serial_given:
+            serial = zone.soa.serial
+        else:
+            serial = max(int(time.time()), self._serials.get(zone.origin, 0) + 1) % 2**32
+        self._serials[zone.origin] = serial
+        return dataclasses.replace(zone, soa=dataclasses.replace(zone.soa, serial=serial))

@@ -1,0 +1,91 @@
+"""The fast path: a plain query in, a response out, from the answer table, without dnslib.
+
+`respond` is also the last step of the slow path, so both paths answer alike: the client's question is
+copied as sent (letter case kept, RFC 1035 / 0x20) in front of the packed sections.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import struct
+
+from dnslib import QTYPE
+
+from gslb.dns.table import AnswerTable
+from gslb.dns.wire import RCODE_SERVFAIL, FormErr, Query, opt_record, parse_query
+from gslb.steering.decide import pick
+from gslb.steering.location import affinity_network
+
+SLOW_TYPES = frozenset({QTYPE.ANY, QTYPE.AXFR, QTYPE.IXFR, QTYPE.OPT, 0})
+COPIED_FLAGS = 0x0110        # RD and CD are copied from the query (RFC 1035 4.1.1, RFC 6840 5.9)
+TC = 0x0200
+MAX_UDP = 1232
+
+
+def respond(table: AnswerTable, q: Query, client_ip: str, tcp: bool) -> bytes:
+    """The full response to a parsed query of class IN and an ordinary type."""
+    entry = table.entry(q.qname, q.qtype)
+    flags, an, ns, ar, body = entry.flags, entry.an, entry.ns, entry.ar, entry.body
+    ecs_scope = 0
+    if entry.pool is not None:
+        zone = entry.pool.zone
+        use_ecs = q.ecs is not None and zone.ecs and q.ecs.source > 0
+        if use_ecs:
+            subnet, where = q.ecs.network, q.ecs.address
+        else:
+            subnet, where = None, client_ip
+        location = table.locator.locate(where)
+        p = table.plan(entry.pool, location)
+        if p.outcome == "answer":
+            key = None
+            if p.affinity:
+                key = affinity_network(subnet or ipaddress.ip_network(client_ip))
+            chosen = pick(p, key, random.random)
+            body += b"".join(table.address_rr(entry.owner, address, p.ttl) for address in chosen)
+            an += len(chosen)
+        elif p.outcome == "nodata":
+            nodata = entry.nodata
+            flags, an, ns, ar, body = nodata.flags, nodata.an, nodata.ns, nodata.ar, nodata.body
+        else:
+            flags, an, ns, ar, body = (flags & ~0xF) | RCODE_SERVFAIL, 0, 0, 0, b""
+        if use_ecs:
+            ecs_scope = p.scope
+            if p.affinity:
+                ecs_scope = max(ecs_scope, min(q.ecs.source, 24 if q.ecs.family == 1 else 56))
+    return assemble(q, flags, an, ns, ar, body, ecs_scope, tcp)
+
+
+def assemble(q: Query, flags: int, an: int, ns: int, ar: int, body: bytes, ecs_scope: int, tcp: bool) -> bytes:
+    """Header + the client's question + sections + our OPT (when the query had EDNS), truncated to fit."""
+    flags |= q.flags & COPIED_FLAGS
+    opt = b""
+    if q.edns:
+        opt = opt_record(q.do, q.ecs.option(ecs_scope) if q.ecs is not None else b"")
+        ar += 1
+    msg = struct.pack("!HHHHHH", q.id, flags, 1, an, ns, ar) + q.question + body + opt
+    limit = 65535 if tcp else (min(q.payload, MAX_UDP) if q.edns else 512)
+    if len(msg) > limit:
+        # RFC 2181 9: set TC and drop the sections; the client retries over TCP.
+        msg = struct.pack("!HHHHHH", q.id, flags | TC, 1, 0, 0, 1 if opt else 0) + q.question + opt
+    return msg
+
+
+def formerr(data: bytes, q_question: bytes | None, edns: bool) -> bytes:
+    """FORMERR for a query whose header (and maybe question) could be read."""
+    msg_id, flags = struct.unpack_from("!HH", data)
+    out_flags = 0x8000 | (flags & 0x7800) | (flags & 0x0100) | 1
+    question = q_question or b""
+    opt = opt_record(False) if edns else b""
+    return struct.pack("!HHHHHH", msg_id, out_flags, 1 if question else 0, 0, 0, 1 if opt else 0) + question + opt
+
+
+def answer_fast(table: AnswerTable, data: bytes, client_ip: str, tcp: bool) -> bytes | None:
+    """Answer a plain query, or None to hand it to the slow path."""
+    try:
+        q = parse_query(data)
+    except FormErr as exc:
+        return formerr(data, exc.question, True)
+    if q is None or q.opcode != 0 or q.qclass != 1 or q.qtype in SLOW_TYPES:
+        return None
+    return respond(table, q, client_ip, tcp)

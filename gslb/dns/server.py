@@ -1,0 +1,142 @@
+"""DNS over UDP and TCP on asyncio (uvloop when available): sockets in, `handle` out.
+
+TCP follows RFC 7766: two-byte length prefix, several queries per connection answered in order,
+an idle timeout, no limit on pipelining beyond the socket's buffers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+from collections.abc import Callable
+
+from gslb.dns.fast import answer_fast
+from gslb.dns.slow import answer_slow
+from gslb.dns.table import AnswerTable
+
+log = logging.getLogger("gslb.dns")
+query_log = logging.getLogger("gslb.query")
+TCP_IDLE_TIMEOUT = 10.0
+
+
+def servfail(data: bytes) -> bytes | None:
+    """SERVFAIL for a query we failed on (our bug), echoing the question when it can be found."""
+    if len(data) < 12 or data[2] & 0x80:
+        return None
+    msg_id, flags = struct.unpack_from("!HH", data)
+    return struct.pack("!HHHHHH", msg_id, 0x8000 | (flags & 0x7900) | 2, 0, 0, 0, 0)
+
+
+class Handler:
+    """Turns a query into a response with the current answer table (swapped atomically on reload)."""
+
+    def __init__(self, table: AnswerTable, log_queries: bool = False):
+        self.table = table
+        self.log_queries = log_queries
+
+    def __call__(self, data: bytes, client_ip: str, tcp: bool) -> bytes | None:
+        table = self.table   # one table for the whole query, even if a reload swaps it meanwhile
+        try:
+            out = answer_fast(table, data, client_ip, tcp)
+            if out is None:
+                out = answer_slow(table, data, client_ip, tcp)
+        except Exception:
+            log.exception("query from %s failed: %r", client_ip, data[:64])
+            out = servfail(data)
+        if self.log_queries and out is not None:
+            query_log.info("%s %s %d bytes rcode %d", "tcp" if tcp else "udp", client_ip, len(out), out[3] & 0xF)
+        return out
+
+
+class UdpServer(asyncio.DatagramProtocol):
+    def __init__(self, handler: Callable[[bytes, str, bool], bytes | None]):
+        self.handler = handler
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        out = self.handler(data, addr[0], False)
+        if out is not None:
+            self.transport.sendto(out, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("udp error: %s", exc)
+
+
+class TcpServer(asyncio.Protocol):
+    def __init__(self, handler: Callable[[bytes, str, bool], bytes | None]):
+        self.handler = handler
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.peer = transport.get_extra_info("peername")[0]
+        self._arm()
+
+    def _arm(self) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        self.idle = asyncio.get_running_loop().call_later(TCP_IDLE_TIMEOUT, self.transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._arm()
+        while len(self.buffer) >= 2:
+            length = struct.unpack_from("!H", self.buffer)[0]
+            if len(self.buffer) < 2 + length:
+                return
+            message, self.buffer = self.buffer[2:2 + length], self.buffer[2 + length:]
+            out = self.handler(message, self.peer, True)
+            if out is None:
+                self.transport.close()   # junk on a stream: nothing sane follows it
+                return
+            self.transport.write(struct.pack("!H", len(out)) + out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+
+
+def parse_listen(text: str, default_port: int = 5353) -> tuple[str, int]:
+    """"127.0.0.1:5353", "[::1]:5353", "::1" or "0.0.0.0" -> (host, port).
+
+    :raises ValueError: with a message naming the bad value.
+    """
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:
+        host, port = text, ""
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+        number = int(port) if port else default_port
+        if not 0 <= number <= 65535:
+            raise ValueError
+    except (OSError, ValueError):
+        raise ValueError(f"bad listen address {text!r}, expected ADDR:PORT like 127.0.0.1:5353 or [::1]:5353") from None
+    return host, number
+
+
+async def start_dns(handler: Handler, host: str, port: int) -> tuple[asyncio.BaseTransport, asyncio.Server]:
+    """Bind UDP and TCP on one address; returns both so they can be closed."""
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    sock.bind((host, port))
+    udp, _ = await loop.create_datagram_endpoint(lambda: UdpServer(handler), sock=sock)
+    real_port = sock.getsockname()[1]
+    tcp = await loop.create_server(lambda: TcpServer(handler), host, real_port, reuse_address=True)
+    return udp, tcp

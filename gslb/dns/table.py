@@ -1,0 +1,138 @@
+"""The answer table: responses packed in advance, per (name, type), for the fast path.
+
+Each `Entry` is what `authority.lookup` answers, packed once with dnslib. At query time the fast path
+only copies the client's question in front of the packed sections and patches the ID, flags and OPT
+record. Names of the zones are packed when the table is built; other names (NXDOMAIN, wildcards) are
+packed on first use and kept in a bounded memo. Load-balanced names keep a `PoolRef`: their A/AAAA
+records come from steering per query, from plans cached per client-location bucket.
+
+A table is immutable as far as answers go: a zone reload builds a new table and swaps it in, so no
+query sees half a reload. A health change swaps the plan cache only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from dnslib import QTYPE, DNSHeader, DNSQuestion, DNSRecord
+
+from gslb.config.model import Zone
+from gslb.dns.authority import PoolRef, Result, lookup, soa_rr
+from gslb.dns.wire import name_to_text, text_to_name
+from gslb.health.snapshot import HealthSnapshot
+from gslb.steering.decide import Plan, SteeringData, plan
+from gslb.steering.location import ClientLocation, Locator
+
+MEMO_LIMIT = 50_000          # packed answers for names outside the zone files (NXDOMAIN, wildcards)
+PLAN_LIMIT = 100_000         # cached plans (pool x family x location bucket)
+PREWARM_LIMIT = 20_000       # zones up to this many names are packed whole at load; bigger ones on demand
+PREWARM_TYPES = tuple(getattr(QTYPE, t) for t in ("SOA", "NS", "A", "AAAA", "CNAME", "TXT", "MX", "SRV", "CAA"))
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A packed response minus header ID, question and OPT."""
+
+    flags: int                 # QR, AA and rcode bits of the response flags word
+    an: int
+    ns: int
+    ar: int
+    body: bytes                # answer + authority + additional sections
+    pool: PoolRef | None = None
+    owner: bytes = b"\xc0\x0c"  # owner of the pool's records: a pointer to the question, or a full name
+    nodata: Entry | None = None  # for pool entries: the NODATA response (SOA in authority)
+
+
+def pack_result(qname: str, qtype: int, result: Result) -> Entry:
+    """Pack a lookup result with dnslib, for a question of this (lower-case) name and type."""
+    header = DNSHeader(id=0, qr=1, aa=int(result.aa), rd=0, rcode=result.rcode)
+    record = DNSRecord(header, q=DNSQuestion(qname, qtype))
+    for rr in result.answer:
+        record.add_answer(rr)
+    for rr in result.authority:
+        record.add_auth(rr)
+    for rr in result.additional:
+        record.add_ar(rr)
+    wire = record.pack()
+    qlen = len(text_to_name(qname)) + 4
+    flags = struct.unpack_from("!H", wire, 2)[0]
+    an, ns, ar = struct.unpack_from("!HHH", wire, 6)
+    return Entry(flags, an, ns, ar, wire[12 + qlen:])
+
+
+def build_entry(zones: Mapping[str, Zone], qname: str, qtype: int) -> Entry:
+    """The packed answer for (qname, qtype)."""
+    result = lookup(zones, qname, qtype)
+    entry = pack_result(qname, qtype, result)
+    if result.pool is None:
+        return entry
+    owner = b"\xc0\x0c" if result.pool.owner == qname else text_to_name(result.pool.owner)
+    negative = Result(aa=True, answer=result.answer, authority=[soa_rr(result.pool.zone, negative=True)])
+    return Entry(entry.flags, entry.an, entry.ns, entry.ar, entry.body, result.pool, owner,
+                 pack_result(qname, qtype, negative))
+
+
+def address_rr(owner: bytes, address: str, ttl: int) -> bytes:
+    """One A or AAAA record in wire form."""
+    packed = ipaddress.ip_address(address).packed
+    rtype = QTYPE.A if len(packed) == 4 else QTYPE.AAAA
+    return owner + struct.pack("!HHIH", rtype, 1, ttl, len(packed)) + packed
+
+
+class AnswerTable:
+    """Zones + health + steering data, ready to answer. See the module docstring."""
+
+    def __init__(self, zones: Mapping[str, Zone], health: HealthSnapshot, data: SteeringData,
+                 locator: Locator):
+        self.zones = zones
+        self.locator = locator
+        self.data = data
+        self.health = health
+        self._entries: dict[tuple[bytes, int], Entry] = {}
+        self._memo: dict[tuple[bytes, int], Entry] = {}
+        self._plans: dict[tuple, Plan] = {}
+        self._rrs: dict[tuple[bytes, str, int], bytes] = {}
+        self._names = {text_to_name(name) for zone in zones.values() for name in zone.names}
+        if len(self._names) <= PREWARM_LIMIT:
+            for wire in self._names:
+                for qtype in PREWARM_TYPES:
+                    self.entry(wire, qtype)
+
+    def entry(self, qname: bytes, qtype: int) -> Entry:
+        """The packed answer for a lower-case wire name and a type (built on first use if needed)."""
+        key = (qname, qtype)
+        found = self._entries.get(key) or self._memo.get(key)
+        if found is None:
+            found = build_entry(self.zones, name_to_text(qname), qtype)
+            if qname in self._names:
+                self._entries[key] = found
+            else:
+                if len(self._memo) >= MEMO_LIMIT:
+                    self._memo.clear()
+                self._memo[key] = found
+        return found
+
+    def set_health(self, health: HealthSnapshot) -> None:
+        """Use a new health snapshot: cached plans are dropped and recomputed on demand."""
+        self.health = health
+        self._plans = {}
+
+    def plan(self, ref: PoolRef, location: ClientLocation) -> Plan:
+        """The steering plan for this pool and client location bucket (cached until health changes)."""
+        key = (ref.zone.origin, ref.pool, ref.family, location.bucket, location.prefix_len)
+        found = self._plans.get(key)
+        if found is None:
+            if len(self._plans) >= PLAN_LIMIT:
+                self._plans = {}
+            found = self._plans[key] = plan(ref.zone, ref.pool, ref.family, location, self.health, self.data)
+        return found
+
+    def address_rr(self, owner: bytes, address: str, ttl: int) -> bytes:
+        key = (owner, address, ttl)
+        found = self._rrs.get(key)
+        if found is None:
+            found = self._rrs[key] = address_rr(owner, address, ttl)
+        return found

@@ -1,0 +1,142 @@
+"""`gslb serve` assembled: zone store + health + steering data -> answer table -> DNS sockets + HTTP API.
+
+Data flows one way. The zone store and the health service publish immutable snapshots; every change
+builds a new `AnswerTable` (zones) or hands the table a new health snapshot (health), and the DNS
+handler swaps to it in one assignment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from aiohttp import web
+
+from gslb.config.model import Target
+from gslb.config.regions import load_regions
+from gslb.config.server import ServerConfig
+from gslb.config.store import ZoneStore
+from gslb.dns.server import Handler, parse_listen, start_dns
+from gslb.dns.table import AnswerTable
+from gslb.health.snapshot import HealthSnapshot
+from gslb.steering.decide import SteeringData
+from gslb.steering.latency import load_latency_table
+from gslb.steering.location import Locator
+
+log = logging.getLogger("gslb.server")
+
+
+def zone_targets(zones: Any) -> list[Target]:
+    """Every (address, check) the zones' pools want probed, without repeats."""
+    seen: dict[Target, None] = {}
+    for zone in zones.values():
+        for pool in zone.pools.values():
+            for target in pool.targets():
+                seen[target] = None
+    return list(seen)
+
+
+class Server:
+    """One running gslb DNS server. `start()` binds everything; `stop()` releases it."""
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        regions = load_regions(config.regions_path)
+        self.steering = SteeringData(regions, load_latency_table(config.latency_path))
+        self.locator = Locator(config.geoip_path)
+        self.store = ZoneStore(config.zones, regions)
+        self.health_service = self._make_health_service()
+        self.handler: Handler | None = None
+        self.dns_addresses: list[tuple[str, int]] = []
+        self.api_address: tuple[str, int] | None = None
+        self._closers: list[Any] = []
+        self._tasks: list[asyncio.Task] = []
+        self._runner: web.AppRunner | None = None
+
+    def _make_health_service(self) -> Any:
+        if self.config.health is None:
+            return None
+        from gslb.health.service import HealthService
+        return HealthService(self.config.health, self._on_health)
+
+    @property
+    def health(self) -> HealthSnapshot:
+        return self.health_service.snapshot if self.health_service is not None else HealthSnapshot()
+
+    def _build_table(self) -> AnswerTable:
+        return AnswerTable(self.store.zones, self.health, self.steering, self.locator)
+
+    def _on_health(self, snapshot: HealthSnapshot) -> None:
+        if self.handler is not None:
+            self.handler.table.set_health(snapshot)
+
+    def reload(self, force: bool = False) -> bool:
+        """Reload changed zone files and swap in a new answer table; a broken file keeps its last good zone."""
+        try:
+            changed = self.store.load(force=force)
+        except Exception as exc:  # noqa: BLE001 -- a reload must never take the server down
+            log.error("reload failed: %s", exc)
+            return False
+        if changed:
+            table = self._build_table()
+            if self.handler is None:
+                self.handler = Handler(table, self.config.query_log)
+            else:
+                self.handler.table = table
+            if self.health_service is not None:
+                self.health_service.set_targets(zone_targets(self.store.zones))
+            log.info("serving %d zones: %s", len(self.store.zones), ", ".join(sorted(self.store.zones)) or "none")
+        return changed
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.reload_interval)
+            if self.store.changed():
+                self.reload()
+
+    async def start(self) -> None:
+        """Load zones, bind DNS (UDP+TCP on every listen address) and the API, start probers and watchers."""
+        self.reload(force=True)
+        if self.handler is None:
+            self.handler = Handler(self._build_table(), self.config.query_log)
+        for text in self.config.listen:
+            host, port = parse_listen(text)
+            udp, tcp = await start_dns(self.handler, host, port)
+            self._closers += [udp, tcp]
+            bound = udp.get_extra_info("sockname")
+            self.dns_addresses.append((host, bound[1]))
+            log.info("DNS on %s port %d (udp, tcp)", host, bound[1])
+        if self.health_service is not None:
+            await self.health_service.start()
+        if self.config.api:
+            await self._start_api()
+        self._tasks.append(asyncio.create_task(self._watch()))
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGHUP, lambda: self.reload(force=True))
+        except (NotImplementedError, RuntimeError):
+            pass
+
+    async def _start_api(self) -> None:
+        from gslb.api.app import make_api_app
+        host, port = parse_listen(self.config.api, default_port=8053)
+        self._runner = web.AppRunner(make_api_app(self), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()
+        self.api_address = (host, bound[1])
+        log.info("HTTP API on http://%s:%d", host if ":" not in host else f"[{host}]", bound[1])
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for closer in self._closers:
+            closer.close()
+        if self.health_service is not None:
+            await self.health_service.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.locator.close()

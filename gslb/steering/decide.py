@@ -1,0 +1,183 @@
+"""The decision: which addresses answer a load-balanced name for this client. Pure: no I/O, no clock.
+
+Two steps, so the server can precompute the expensive one:
+  `plan(...)`  zone + pool + family + client location + health -> ordered candidates (cached per
+               location bucket; recomputed when zones or health change, never per query);
+  `pick(...)`  plan + client subnet + a random draw -> the `answers` addresses of this reply.
+`decide(...)` runs both; the DNS server and `gslb explain` call the same two functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gslb.config.model import Endpoint, Pool, Site, Target, Zone
+from gslb.config.regions import Regions
+from gslb.health.snapshot import HealthSnapshot
+from gslb.steering.latency import LatencyTable, nearest_prober_region
+from gslb.steering.location import ClientLocation
+from gslb.steering.policies import POLICIES
+from gslb.steering.policies.base import Context, Tier
+
+LOCATION_POLICIES = frozenset({"latency", "geo"})
+
+
+@dataclass(frozen=True, slots=True)
+class SteeringData:
+    """The static inputs of steering besides zones: region coordinates and the latency table."""
+
+    regions: Regions = field(default_factory=Regions.empty)
+    latency: LatencyTable = field(default_factory=LatencyTable.empty)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    address: str
+    weight: int
+    site: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The ranked outcome for one (pool, family, location bucket, health snapshot).
+
+    outcome: "answer" (pick from `candidates`), "nodata" or "servfail".
+    scope: the ECS scope prefix length this answer is valid for (0: the same for everyone).
+    """
+
+    outcome: str
+    pool: str
+    ttl: int
+    candidates: tuple[Candidate, ...] = ()
+    answers: int = 1
+    affinity: bool = False
+    scope: int = 0
+    site: str | None = None
+    trace: tuple[str, ...] = ()
+
+
+def endpoint_usable(endpoint: Endpoint, site: Site, pool: Pool, health: HealthSnapshot,
+                    ignore_health: bool = False) -> tuple[bool, str]:
+    """Whether an endpoint may be answered, and the word explaining why.
+
+    Precedence: weight 0 (drained) > API override > endpoint `status` > site `status` > health.
+    """
+    if endpoint.weight == 0 or site.weight == 0:
+        return False, "drained (weight 0)"
+    forced = health.overrides.get(endpoint.address)
+    if forced in ("up", "down"):
+        return forced == "up", f"{forced} (api override)"
+    if endpoint.status != "auto":
+        return endpoint.status == "up", f"{endpoint.status} (status)"
+    if site.status != "auto":
+        return site.status == "up", f"{site.status} (site status)"
+    if pool.check is None:
+        return True, "up (no check)"
+    if ignore_health:
+        return True, "up (serve_all)"
+    state = health.of(Target(endpoint.address, pool.check)).state
+    return state != "down", state
+
+
+def _tier_candidates(tier: Tier, pool: Pool, family: int, health: HealthSnapshot,
+                     ignore_health: bool, trace: list[str]) -> list[Candidate]:
+    found = []
+    for site in tier.sites:
+        words = []
+        for endpoint in site.endpoints:
+            if endpoint.family != family:
+                continue
+            usable, why = endpoint_usable(endpoint, site, pool, health, ignore_health)
+            words.append(f"{endpoint.address} {why}")
+            if usable:
+                found.append(Candidate(endpoint.address, endpoint.weight * site.weight, site.name))
+        trace.append(f"  site {site.name}: {tier.why}; " + (", ".join(words) or f"no IPv{family} endpoint"))
+    return found
+
+
+def _plan_pool(pool: Pool, family: int, ctx: Context, ignore_health: bool, trace: list[str]) -> Plan | None:
+    tiers = POLICIES[pool.policy](ctx)
+    trace.append(f"pool {pool.name}: policy {pool.policy}" + (" (health ignored: serve_all)" if ignore_health else ""))
+    for tier in tiers:
+        candidates = _tier_candidates(tier, pool, family, ctx.health, ignore_health, trace)
+        if candidates:
+            chosen = ", ".join(sorted({c.site for c in candidates}))
+            trace.append(f"  -> site {chosen}")
+            return Plan("answer", pool.name, pool.ttl, tuple(candidates), pool.answers,
+                        pool.affinity == "subnet", site=chosen)
+    trace.append(f"  -> no usable IPv{family} endpoint in pool {pool.name}")
+    return None
+
+
+def plan(zone: Zone, pool_name: str, family: int, location: ClientLocation, health: HealthSnapshot,
+         data: SteeringData) -> Plan:
+    """Rank a pool for a client location: the policy, then `fallback` pools, then `all_down`.
+
+    A pool with no endpoint of `family` at all answers NODATA (the name has no such records).
+    """
+    trace: list[str] = [f"client location: {location.describe()}"]
+    first = zone.pools[pool_name]
+    prober_region = nearest_prober_region(location, health, data.regions)
+    if prober_region:
+        trace.append(f"nearest prober region: {prober_region}")
+    scope = 0
+    visited, pool = [], first
+    while pool is not None and pool.name not in visited:
+        visited.append(pool.name)
+        if pool.policy in LOCATION_POLICIES:
+            scope = max(scope, location.prefix_len)
+        ctx = Context(pool, location, health, data.regions, data.latency, prober_region)
+        result = _plan_pool(pool, family, ctx, False, trace)
+        if result is not None:
+            return _finish(result, scope, trace)
+        pool = zone.pools.get(pool.fallback) if pool.fallback else None
+        if pool is not None:
+            trace.append(f"fallback -> pool {pool.name}")
+    if not any(e.family == family for s in first.sites for e in s.endpoints):
+        trace.append(f"pool {first.name} has no IPv{family} endpoint: NODATA")
+        return Plan("nodata", first.name, first.ttl, scope=scope, trace=tuple(trace))
+    trace.append(f"nothing healthy: all_down {first.all_down}")
+    if first.all_down == "serve_all":
+        ctx = Context(first, location, health, data.regions, data.latency, prober_region)
+        result = _plan_pool(first, family, ctx, True, trace)
+        if result is not None:
+            return _finish(result, max(scope, location.prefix_len if first.policy in LOCATION_POLICIES else 0),
+                           trace)
+        trace.append("every endpoint is drained or forced down: NODATA")
+        return Plan("nodata", first.name, first.ttl, scope=scope, trace=tuple(trace))
+    return Plan(first.all_down, first.name, first.ttl, scope=scope, trace=tuple(trace))
+
+
+def _finish(result: Plan, scope: int, trace: list[str]) -> Plan:
+    return Plan(result.outcome, result.pool, result.ttl, result.candidates, result.answers, result.affinity,
+                scope, result.site, tuple(trace))
+
+
+def _unit(key: str, address: str) -> float:
+    """A stable pseudo-random number in (0, 1) for (client key, address): the rendezvous hash."""
+    digest = hashlib.blake2b(f"{key}|{address}".encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") + 1) / (2**64 + 2)
+
+
+def pick(p: Plan, affinity_key: str | None, rand: Callable[[], float]) -> tuple[str, ...]:
+    """Choose `p.answers` distinct addresses by weight.
+
+    Both modes draw a key per candidate, key = -ln(u) / weight, and keep the smallest (weighted
+    sampling without replacement, Efraimidis-Spirakis). With affinity u comes from a hash of
+    (client subnet, address) — weighted rendezvous hashing, so a client keeps its endpoint and an
+    endpoint that leaves moves only its own clients; otherwise u is random.
+    """
+    if p.outcome != "answer":
+        return ()
+    cands = p.candidates
+    if len(cands) <= p.answers and not p.affinity:
+        return tuple(c.address for c in cands)
+    if p.affinity and affinity_key is not None:
+        draws = [(-math.log(_unit(affinity_key, c.address)) / c.weight, c.address) for c in cands]
+    else:
+        draws = [(-math.log(1.0 - rand()) / c.weight, c.address) for c in cands]
+    draws.sort()
+    return tuple(address for _, address in draws[:p.answers])

@@ -1,0 +1,10 @@
+"""policy: failover — the first site in `order` that has a healthy endpoint."""
+
+from __future__ import annotations
+
+from gslb.steering.policies.base import Context, Tier
+
+
+def rank(ctx: Context) -> list[Tier]:
+    """Sites in the pool's `order` (default: file order)."""
+    return [Tier((ctx.pool.site(name),), f"failover order {i + 1}") for i, name in enumerate(ctx.pool.order)]
