@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from typing import Any
 
 from aiohttp import web
+from dnslib import QTYPE
+
+from gslb.explain import explain
+from gslb.steering.client import Client
 
 SERVER = web.AppKey("server", Any)
 
@@ -32,12 +37,32 @@ async def zones(request: web.Request) -> web.Response:
                               "now": time.time()})
 
 
+async def explain_handler(request: web.Request) -> web.Response:
+    """GET /v1/explain?name=N&type=A&client=IP|subnet=CIDR: the live decision, as `gslb explain` prints it."""
+    server = request.app[SERVER]
+    q = request.query
+    try:
+        if "subnet" in q:
+            client = Client(ipaddress.ip_network(q["subnet"], strict=False), True)
+        else:
+            client = Client(ipaddress.ip_network(q.get("client", request.remote or "127.0.0.1")))
+        qtype = q.get("type", "A").upper()
+        if "name" not in q or qtype not in QTYPE.reverse:
+            raise ValueError("need name= and a record type= like A or AAAA")
+    except ValueError as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    table = server.handler.table
+    result = explain(table.zones, q["name"], qtype, client, table.health, table.data, table.locator)
+    return web.json_response(result.as_json())
+
+
 def make_api_app(server: Any) -> web.Application:
     """The API application for a running `gslb.server.Server`."""
     app = web.Application()
     app[SERVER] = server
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/v1/zones", zones)
+    app.router.add_get("/v1/explain", explain_handler)
     if server.health_service is not None:
         server.health_service.add_routes(app)
     return app

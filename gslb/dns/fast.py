@@ -6,7 +6,6 @@ copied as sent (letter case kept, RFC 1035 / 0x20) in front of the packed sectio
 
 from __future__ import annotations
 
-import ipaddress
 import random
 import struct
 
@@ -14,8 +13,8 @@ from dnslib import QTYPE
 
 from gslb.dns.table import AnswerTable
 from gslb.dns.wire import RCODE_SERVFAIL, FormErr, Query, opt_record, parse_query
-from gslb.steering.decide import pick
-from gslb.steering.location import affinity_network
+from gslb.steering.client import client_for
+from gslb.steering.decide import choose, ecs_scope
 
 SLOW_TYPES = frozenset({QTYPE.ANY, QTYPE.AXFR, QTYPE.IXFR, QTYPE.OPT, 0})
 COPIED_FLAGS = 0x0110        # RD and CD are copied from the query (RFC 1035 4.1.1, RFC 6840 5.9)
@@ -27,21 +26,12 @@ def respond(table: AnswerTable, q: Query, client_ip: str, tcp: bool) -> bytes:
     """The full response to a parsed query of class IN and an ordinary type."""
     entry = table.entry(q.qname, q.qtype)
     flags, an, ns, ar, body = entry.flags, entry.an, entry.ns, entry.ar, entry.body
-    ecs_scope = 0
+    scope = 0
     if entry.pool is not None:
-        zone = entry.pool.zone
-        use_ecs = q.ecs is not None and zone.ecs and q.ecs.source > 0
-        if use_ecs:
-            subnet, where = q.ecs.network, q.ecs.address
-        else:
-            subnet, where = None, client_ip
-        location = table.locator.locate(where)
-        p = table.plan(entry.pool, location)
+        client = client_for(client_ip, q.ecs.network if q.ecs is not None else None, entry.pool.zone.ecs)
+        p = table.plan(entry.pool, table.locator.locate(client.address))
         if p.outcome == "answer":
-            key = None
-            if p.affinity:
-                key = affinity_network(subnet or ipaddress.ip_network(client_ip))
-            chosen = pick(p, key, random.random)
+            chosen = choose(p, client, random.random)
             body += b"".join(table.address_rr(entry.owner, address, p.ttl) for address in chosen)
             an += len(chosen)
         elif p.outcome == "nodata":
@@ -49,11 +39,8 @@ def respond(table: AnswerTable, q: Query, client_ip: str, tcp: bool) -> bytes:
             flags, an, ns, ar, body = nodata.flags, nodata.an, nodata.ns, nodata.ar, nodata.body
         else:
             flags, an, ns, ar, body = (flags & ~0xF) | RCODE_SERVFAIL, 0, 0, 0, b""
-        if use_ecs:
-            ecs_scope = p.scope
-            if p.affinity:
-                ecs_scope = max(ecs_scope, min(q.ecs.source, 24 if q.ecs.family == 1 else 56))
-    return assemble(q, flags, an, ns, ar, body, ecs_scope, tcp)
+        scope = ecs_scope(p, client)
+    return assemble(q, flags, an, ns, ar, body, scope, tcp)
 
 
 def assemble(q: Query, flags: int, an: int, ns: int, ar: int, body: bytes, ecs_scope: int, tcp: bool) -> bytes:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from gslb.config.model import Endpoint, Pool, Site, Target, Zone
 from gslb.config.regions import Regions
 from gslb.health.snapshot import HealthSnapshot
+from gslb.steering.client import Client
 from gslb.steering.latency import LatencyTable, nearest_prober_region
 from gslb.steering.location import ClientLocation
 from gslb.steering.policies import POLICIES
@@ -101,15 +102,17 @@ def _tier_candidates(tier: Tier, pool: Pool, family: int, health: HealthSnapshot
 def _plan_pool(pool: Pool, family: int, ctx: Context, ignore_health: bool, trace: list[str]) -> Plan | None:
     tiers = POLICIES[pool.policy](ctx)
     trace.append(f"pool {pool.name}: policy {pool.policy}" + (" (health ignored: serve_all)" if ignore_health else ""))
+    chosen: Plan | None = None
     for tier in tiers:
         candidates = _tier_candidates(tier, pool, family, ctx.health, ignore_health, trace)
-        if candidates:
-            chosen = ", ".join(sorted({c.site for c in candidates}))
-            trace.append(f"  -> site {chosen}")
-            return Plan("answer", pool.name, pool.ttl, tuple(candidates), pool.answers,
-                        pool.affinity == "subnet", site=chosen)
-    trace.append(f"  -> no usable IPv{family} endpoint in pool {pool.name}")
-    return None
+        if candidates and chosen is None:
+            sites = ", ".join(sorted({c.site for c in candidates}))
+            trace.append(f"  -> chosen: site {sites}")
+            chosen = Plan("answer", pool.name, pool.ttl, tuple(candidates), pool.answers,
+                          pool.affinity == "subnet", site=sites)
+    if chosen is None:
+        trace.append(f"  -> no usable IPv{family} endpoint in pool {pool.name}")
+    return chosen
 
 
 def plan(zone: Zone, pool_name: str, family: int, location: ClientLocation, health: HealthSnapshot,
@@ -160,6 +163,18 @@ def _unit(key: str, address: str) -> float:
     """A stable pseudo-random number in (0, 1) for (client key, address): the rendezvous hash."""
     digest = hashlib.blake2b(f"{key}|{address}".encode(), digest_size=8).digest()
     return (int.from_bytes(digest, "big") + 1) / (2**64 + 2)
+
+
+def ecs_scope(p: Plan, client: Client) -> int:
+    """The ECS SCOPE PREFIX-LENGTH of a reply (RFC 7871 7.2.1): 0 unless the client came from ECS."""
+    if not client.ecs:
+        return 0
+    return max(p.scope, client.affinity_prefix) if p.affinity else p.scope
+
+
+def choose(p: Plan, client: Client, rand: Callable[[], float]) -> tuple[str, ...]:
+    """The addresses of one reply to this client (see `pick`)."""
+    return pick(p, client.affinity_key if p.affinity else None, rand)
 
 
 def pick(p: Plan, affinity_key: str | None, rand: Callable[[], float]) -> tuple[str, ...]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -93,10 +92,3 @@ def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(a)))
-
-
-def affinity_network(subnet: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
-    """The client network that `affinity: subnet` keys on: the /24 (IPv4) or /56 (IPv6) of the client,
-    or the client's own ECS subnet when that is shorter."""
-    limit = 24 if subnet.version == 4 else 56
-    return str(subnet.supernet(new_prefix=min(limit, subnet.prefixlen)))

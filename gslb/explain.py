@@ -1,0 +1,73 @@
+"""`gslb explain`: the decision for one name and client, step by step, made by the server's own code.
+
+Both the CLI (offline, from zone files) and the API (`GET /v1/explain`, with the live health) call
+`explain`, which runs `authority.lookup` and steering's `plan`/`choose` exactly as a query would.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from dnslib import QTYPE, RCODE
+
+from gslb.config.model import Zone
+from gslb.dns.authority import lookup
+from gslb.health.snapshot import HealthSnapshot
+from gslb.steering.client import Client
+from gslb.steering.decide import SteeringData, choose, ecs_scope, plan
+from gslb.steering.location import Locator
+
+
+@dataclass
+class Explanation:
+    name: str
+    type: str
+    rcode: str = "NOERROR"
+    answer: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "type": self.type, "rcode": self.rcode, "answer": self.answer,
+                "lines": self.lines}
+
+
+def explain(zones: Mapping[str, Zone], name: str, qtype: str, client: Client, health: HealthSnapshot,
+            data: SteeringData, locator: Locator, rand=None) -> Explanation:
+    """Explain the answer to (name, qtype) for this client; `rand` draws the weighted pick."""
+    qname = name.lower() if name.endswith(".") else name.lower() + "."
+    out = Explanation(qname, qtype.upper())
+    how = "ECS subnet" if client.ecs else "source address"
+    out.lines.append(f"query: {qname} {out.type} from {client.network} ({how})")
+    result = lookup(zones, qname, getattr(QTYPE, out.type))
+    out.rcode = RCODE.get(result.rcode)
+    for rr in result.answer:
+        out.answer.append(f"{rr.rname} {rr.ttl} {QTYPE.get(rr.rtype)} {rr.rdata}")
+    if result.pool is None:
+        out.lines.append("static answer (no pool): " + (out.rcode if not out.answer else ""))
+        out.lines += [f"  {a}" for a in out.answer]
+        if not out.answer and result.authority:
+            out.lines.append(f"  authority: {result.authority[0].rname} SOA (negative answer)")
+        return out
+    ref = result.pool
+    out.lines += [f"  {a}" for a in out.answer]      # the CNAME chain leading to the pool, if any
+    location = locator.locate(client.address)
+    p = plan(ref.zone, ref.pool, ref.family, location, health, data)
+    out.lines += list(p.trace)
+    if p.outcome != "answer":
+        out.rcode = "SERVFAIL" if p.outcome == "servfail" else out.rcode
+        out.lines.append(f"answer: {p.outcome.upper()}")
+        return out
+    total = sum(c.weight for c in p.candidates)
+    for c in p.candidates:
+        out.lines.append(f"  candidate {c.address} (site {c.site}) weight {c.weight} share {c.weight / total:.0%}")
+    chosen = choose(p, client, rand or random.random)
+    rtype = "A" if ref.family == 4 else "AAAA"
+    out.answer += [f"{ref.owner} {p.ttl} {rtype} {address}" for address in chosen]
+    mode = "rendezvous hash of " + client.affinity_key if p.affinity else "weighted random"
+    out.lines.append(f"answer ({mode}, ttl {p.ttl}, ecs scope /{ecs_scope(p, client)}): " + ", ".join(chosen))
+    return out
