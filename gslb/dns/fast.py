@@ -28,11 +28,13 @@ def respond(table: AnswerTable, q: Query, client_ip: str, tcp: bool) -> bytes:
     flags, an, ns, ar, body = entry.flags, entry.an, entry.ns, entry.ar, entry.body
     scope = 0
     if entry.pool is not None:
-        client = client_for(client_ip, q.ecs.network if q.ecs is not None else None, entry.pool.zone.ecs)
-        p = table.plan(entry.pool, table.locator.locate(client.address))
+        client = client_for(client_ip, (q.ecs.address, q.ecs.source) if q.ecs is not None else None,
+                            entry.pool.zone.ecs)
+        ready = table.ready(entry, client)
+        p = ready.plan
         if p.outcome == "answer":
             chosen = choose(p, client, random.random)
-            body += b"".join(table.address_rr(entry.owner, address, p.ttl) for address in chosen)
+            body += b"".join(ready.rrs[i] for i in chosen)
             an += len(chosen)
         elif p.outcome == "nodata":
             nodata = entry.nodata

@@ -23,6 +23,7 @@ from gslb.config.model import Zone
 from gslb.dns.authority import PoolRef, Result, lookup, soa_rr
 from gslb.dns.wire import name_to_text, text_to_name
 from gslb.health.snapshot import HealthSnapshot
+from gslb.steering.client import Client
 from gslb.steering.decide import Plan, SteeringData, plan
 from gslb.steering.location import ClientLocation, Locator
 
@@ -32,9 +33,9 @@ PREWARM_LIMIT = 20_000       # zones up to this many names are packed whole at l
 PREWARM_TYPES = tuple(getattr(QTYPE, t) for t in ("SOA", "NS", "A", "AAAA", "CNAME", "TXT", "MX", "SRV", "CAA"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Entry:
-    """A packed response minus header ID, question and OPT."""
+    """A packed response minus header ID, question and OPT. Compared and hashed by identity."""
 
     flags: int                 # QR, AA and rcode bits of the response flags word
     an: int
@@ -56,7 +57,7 @@ def pack_result(qname: str, qtype: int, result: Result) -> Entry:
         record.add_auth(rr)
     for rr in result.additional:
         record.add_ar(rr)
-    wire = record.pack()
+    wire = bytes(record.pack())     # dnslib returns a bytearray: an Entry must never change
     qlen = len(text_to_name(qname)) + 4
     flags = struct.unpack_from("!H", wire, 2)[0]
     an, ns, ar = struct.unpack_from("!HHH", wire, 6)
@@ -82,6 +83,14 @@ def address_rr(owner: bytes, address: str, ttl: int) -> bytes:
     return owner + struct.pack("!HHIH", rtype, 1, ttl, len(packed)) + packed
 
 
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A plan plus the wire form of each candidate's record, in candidate order."""
+
+    plan: Plan
+    rrs: tuple[bytes, ...]
+
+
 class AnswerTable:
     """Zones + health + steering data, ready to answer. See the module docstring."""
 
@@ -94,7 +103,7 @@ class AnswerTable:
         self._entries: dict[tuple[bytes, int], Entry] = {}
         self._memo: dict[tuple[bytes, int], Entry] = {}
         self._plans: dict[tuple, Plan] = {}
-        self._rrs: dict[tuple[bytes, str, int], bytes] = {}
+        self._ready: dict[tuple[Entry, str], Ready] = {}
         self._names = {text_to_name(name) for zone in zones.values() for name in zone.names}
         if len(self._names) <= PREWARM_LIMIT:
             for wire in self._names:
@@ -119,6 +128,7 @@ class AnswerTable:
         """Use a new health snapshot: cached plans are dropped and recomputed on demand."""
         self.health = health
         self._plans = {}
+        self._ready = {}
 
     def plan(self, ref: PoolRef, location: ClientLocation) -> Plan:
         """The steering plan for this pool and client location bucket (cached until health changes)."""
@@ -130,9 +140,14 @@ class AnswerTable:
             found = self._plans[key] = plan(ref.zone, ref.pool, ref.family, location, self.health, self.data)
         return found
 
-    def address_rr(self, owner: bytes, address: str, ttl: int) -> bytes:
-        key = (owner, address, ttl)
-        found = self._rrs.get(key)
+    def ready(self, entry: Entry, client: Client) -> Ready:
+        """The plan for a pool entry and client, with its records packed (cached per client address)."""
+        key = (entry, client.address)
+        found = self._ready.get(key)
         if found is None:
-            found = self._rrs[key] = address_rr(owner, address, ttl)
+            p = self.plan(entry.pool, self.locator.locate(client.address))
+            rrs = tuple(address_rr(entry.owner, c.address, p.ttl) for c in p.candidates)
+            if len(self._ready) >= PLAN_LIMIT:
+                self._ready = {}
+            found = self._ready[key] = Ready(p, rrs)
         return found

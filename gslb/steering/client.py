@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -35,9 +36,11 @@ class Client:
         return min(24 if self.network.version == 4 else 56, self.network.prefixlen)
 
 
-def client_for(source_ip: str, ecs_network: Network | None, trust_ecs: bool) -> Client:
-    """The client of a query: its ECS subnet when present, non-empty (SOURCE PREFIX-LENGTH > 0, RFC 7871
-    7.1.2) and trusted by the zone; else its source address."""
-    if ecs_network is not None and trust_ecs and ecs_network.prefixlen > 0:
-        return Client(ecs_network, True)
+@lru_cache(maxsize=65536)
+def client_for(source_ip: str, ecs: tuple[str, int] | None, trust_ecs: bool) -> Client:
+    """The client of a query: its ECS subnet (address, prefix length) when present, non-empty (SOURCE
+    PREFIX-LENGTH > 0, RFC 7871 7.1.2) and trusted by the zone; else its source address. Cached: a
+    resolver asks many times."""
+    if ecs is not None and trust_ecs and ecs[1] > 0:
+        return Client(ipaddress.ip_network(f"{ecs[0]}/{ecs[1]}"), True)
     return Client(ipaddress.ip_network(source_ip))

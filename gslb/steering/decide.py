@@ -9,7 +9,9 @@ Two steps, so the server can precompute the expensive one:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +60,10 @@ class Plan:
     scope: int = 0
     site: str | None = None
     trace: tuple[str, ...] = ()
+    cumulative: tuple[float, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cumulative", tuple(itertools.accumulate(c.weight for c in self.candidates)))
 
 
 def endpoint_usable(endpoint: Endpoint, site: Site, pool: Pool, health: HealthSnapshot,
@@ -172,27 +178,34 @@ def ecs_scope(p: Plan, client: Client) -> int:
     return max(p.scope, client.affinity_prefix) if p.affinity else p.scope
 
 
-def choose(p: Plan, client: Client, rand: Callable[[], float]) -> tuple[str, ...]:
-    """The addresses of one reply to this client (see `pick`)."""
-    return pick(p, client.affinity_key if p.affinity else None, rand)
+def choose(p: Plan, client: Client, rand: Callable[[], float]) -> tuple[int, ...]:
+    """The candidate indexes of one reply to this client (see `pick_indices`)."""
+    return pick_indices(p, client.affinity_key if p.affinity else None, rand)
 
 
-def pick(p: Plan, affinity_key: str | None, rand: Callable[[], float]) -> tuple[str, ...]:
-    """Choose `p.answers` distinct addresses by weight.
+def pick_indices(p: Plan, affinity_key: str | None, rand: Callable[[], float]) -> tuple[int, ...]:
+    """Choose `p.answers` distinct candidates by weight; returns their indexes in `p.candidates`.
 
-    Both modes draw a key per candidate, key = -ln(u) / weight, and keep the smallest (weighted
-    sampling without replacement, Efraimidis-Spirakis). With affinity u comes from a hash of
-    (client subnet, address) — weighted rendezvous hashing, so a client keeps its endpoint and an
-    endpoint that leaves moves only its own clients; otherwise u is random.
+    Weighted sampling without replacement (Efraimidis-Spirakis): each candidate draws
+    key = -ln(u) / weight and the smallest keys win. With affinity, u is a hash of (client subnet,
+    address): weighted rendezvous hashing, so a client keeps its endpoint and an endpoint that leaves
+    moves only its own clients. Otherwise u is random; for one answer that is the same distribution as
+    one weighted draw, done by bisecting the cumulative weights.
     """
     if p.outcome != "answer":
         return ()
     cands = p.candidates
-    if len(cands) <= p.answers and not p.affinity:
-        return tuple(c.address for c in cands)
     if p.affinity and affinity_key is not None:
-        draws = [(-math.log(_unit(affinity_key, c.address)) / c.weight, c.address) for c in cands]
-    else:
-        draws = [(-math.log(1.0 - rand()) / c.weight, c.address) for c in cands]
-    draws.sort()
-    return tuple(address for _, address in draws[:p.answers])
+        draws = sorted((-math.log(_unit(affinity_key, c.address)) / c.weight, i) for i, c in enumerate(cands))
+        return tuple(i for _, i in draws[:p.answers])
+    if len(cands) <= p.answers:
+        return tuple(range(len(cands)))
+    if p.answers == 1:
+        return (bisect.bisect_right(p.cumulative, rand() * p.cumulative[-1]),)
+    draws = sorted((-math.log(1.0 - rand()) / c.weight, i) for i, c in enumerate(cands))
+    return tuple(i for _, i in draws[:p.answers])
+
+
+def pick(p: Plan, affinity_key: str | None, rand: Callable[[], float]) -> tuple[str, ...]:
+    """The addresses `pick_indices` chooses."""
+    return tuple(p.candidates[i].address for i in pick_indices(p, affinity_key, rand))
