@@ -71,8 +71,6 @@ class Locator:
             record, prefix_len = self._reader.get_with_prefix_len(address)
         except ValueError:
             return UNKNOWN
-        if ":" not in address and self._reader.metadata().ip_version == 6:
-            prefix_len = max(0, prefix_len - 96)   # IPv4 lives at ::/96 in an IPv6 tree
         if not record:
             return ClientLocation(prefix_len=prefix_len)
         country = (record.get("country") or record.get("registered_country") or {}).get("iso_code")
