@@ -10,7 +10,6 @@ import dns.rcode
 import mmdb_writer
 import netaddr
 import pytest
-
 from conftest import rrset_texts
 
 ZONE = """\
