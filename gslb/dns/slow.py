@@ -21,9 +21,9 @@ from gslb.dns.wire import (
     TYPE_OPT,
     FormErr,
     Query,
-    _parse_options,
     name_to_text,
     opt_record,
+    parse_options,
 )
 
 HINFO = 13
@@ -53,7 +53,7 @@ def _to_query(data: bytes, record: DNSRecord) -> tuple[Query, int]:
     version = (opt.ttl >> 16) & 0xFF
     raw = b"".join(struct.pack("!HH", o.code, len(o.data)) + o.data for o in opt.rdata)
     try:
-        ecs = _parse_options(raw, 0, len(raw))
+        ecs = parse_options(raw, 0, len(raw))
     except FormErr as exc:
         raise FormErr(str(exc), question) from None
     return Query(base.id, flags, question, qname, base.qtype, base.qclass, True, max(512, opt.rclass),

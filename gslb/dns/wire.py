@@ -143,14 +143,14 @@ def parse_query(data: bytes) -> Query | None:
     if version != 0:
         return None                       # BADVERS is built by the slow path
     try:
-        ecs = _parse_options(data, pos + 11, pos + 11 + rdlen)
+        ecs = parse_options(data, pos + 11, pos + 11 + rdlen)
     except FormErr as exc:
         raise FormErr(str(exc), question) from None
     return Query(msg_id, flags, question, qname, qtype, qclass, True, max(512, payload),
                  bool(eflags & 0x8000), ecs)
 
 
-def _parse_options(data: bytes, opt: int, opt_end: int) -> ClientSubnet | None:
+def parse_options(data: bytes, opt: int, opt_end: int) -> ClientSubnet | None:
     """The ECS option among the EDNS options, checking that every option is well formed."""
     ecs = None
     while opt < opt_end:
