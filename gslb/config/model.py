@@ -155,9 +155,11 @@ class Zone:
     pools: Mapping[str, Pool]
     ecs: bool = True                             # trust the EDNS Client Subnet option
     serial_given: bool = False
+    nodes: frozenset[str] = frozenset()          # every name that exists: owners and their ancestors
 
     @property
     def names(self) -> frozenset[str]:
+        """Names that own records (static or a pool)."""
         return frozenset(self.rrsets) | frozenset(self.pool_names)
 
 

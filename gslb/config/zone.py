@@ -14,7 +14,7 @@ from typing import Any
 import dnslib
 
 from gslb.config.model import RRset, Soa, Zone, frozen_map
-from gslb.config.names import NameError_, absolute, is_within
+from gslb.config.names import NameError_, absolute, is_within, parent
 from gslb.config.pools import parse_pools
 from gslb.config.regions import Regions
 from gslb.config.yamlsrc import SourceList, SourceMap, load_yaml_file
@@ -203,7 +203,18 @@ def parse_zone(src: Any, file: str, regions: Regions) -> Zone:
         rrsets=frozen_map({n: frozen_map(t) for n, t in rrsets.items()}),
         pool_names=frozen_map(pool_names), pools=frozen_map(pools), ecs=ecs,
         serial_given="serial" in src.get("soa", {}),
+        nodes=_nodes(origin, set(rrsets) | set(pool_names)),
     )
+
+
+def _nodes(origin: str, owners: set[str]) -> frozenset[str]:
+    """Owners plus every name between them and the origin (empty non-terminals exist too, RFC 4592)."""
+    nodes = {origin}
+    for name in owners:
+        while name not in nodes:
+            nodes.add(name)
+            name = parent(name)
+    return frozenset(nodes)
 
 
 def _parse_name(name: str, raw_name: Any, entry: SourceMap, origin: str, zone_ttl: int, pools: Mapping,

@@ -79,10 +79,7 @@ def _types_at(zone: Zone, name: str) -> set[str]:
 
 def _exists(zone: Zone, name: str) -> bool:
     """True when the name owns records or is an empty non-terminal (has names below it)."""
-    if name in zone.rrsets or name in zone.pool_names or name == zone.origin:
-        return True
-    suffix = "." + name
-    return any(n.endswith(suffix) for n in zone.names)
+    return name in zone.nodes
 
 
 def _zone_cut(zone: Zone, name: str) -> str | None:

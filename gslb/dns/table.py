@@ -29,7 +29,7 @@ from gslb.steering.location import ClientLocation, Locator
 
 MEMO_LIMIT = 50_000          # packed answers for names outside the zone files (NXDOMAIN, wildcards)
 PLAN_LIMIT = 100_000         # cached plans (pool x family x location bucket)
-PREWARM_LIMIT = 20_000       # zones up to this many names are packed whole at load; bigger ones on demand
+PREWARM_LIMIT = 2_000        # zones up to this many names are packed whole at load; bigger ones on demand
 PREWARM_TYPES = tuple(getattr(QTYPE, t) for t in ("SOA", "NS", "A", "AAAA", "CNAME", "TXT", "MX", "SRV", "CAA"))
 
 
