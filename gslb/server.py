@@ -54,6 +54,7 @@ class Server:
         self._closers: list[Any] = []
         self._tasks: list[asyncio.Task] = []
         self._runner: web.AppRunner | None = None
+        self._reload_lock = asyncio.Lock()
 
     def _make_health_service(self) -> Any:
         if self.config.health is None:
@@ -80,21 +81,39 @@ class Server:
             log.error("reload failed: %s", exc)
             return False
         if changed:
-            table = self._build_table()
-            if self.handler is None:
-                self.handler = Handler(table, self.config.query_log)
-            else:
-                self.handler.table = table
-            if self.health_service is not None:
-                self.health_service.set_targets(zone_targets(self.store.zones))
-            log.info("serving %d zones: %s", len(self.store.zones), ", ".join(sorted(self.store.zones)) or "none")
+            self._swap_table()
         return changed
+
+    async def reload_async(self, force: bool = False) -> bool:
+        """`reload`, with the parsing in a worker thread so that big zones do not stall queries."""
+        async with self._reload_lock:
+            loop = asyncio.get_running_loop()
+            try:
+                changed = await loop.run_in_executor(None, lambda: self.store.load(force=force))
+            except Exception as exc:  # noqa: BLE001 -- a reload must never take the server down
+                log.error("reload failed: %s", exc)
+                return False
+            if changed:
+                self._swap_table()
+            return changed
+
+    def _swap_table(self) -> None:
+        """Build the answer table for the current zones and make it the one queries use."""
+        table = self._build_table()
+        if self.handler is None:
+            self.handler = Handler(table, self.config.query_log)
+        else:
+            self.handler.table = table
+        if self.health_service is not None:
+            self.health_service.set_targets(zone_targets(self.store.zones))
+        log.info("serving %d zones: %s", len(self.store.zones), ", ".join(sorted(self.store.zones)) or "none")
 
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.config.reload_interval)
-            if self.store.changed():
-                self.reload()
+            # The store is only read here between reloads: a reload in a worker thread changes it.
+            if not self._reload_lock.locked() and self.store.changed():
+                await self.reload_async()
 
     async def start(self) -> None:
         """Load zones, bind DNS (UDP+TCP on every listen address) and the API, start probers and watchers."""
@@ -115,7 +134,7 @@ class Server:
         self._tasks.append(asyncio.create_task(self._watch()))
         loop = asyncio.get_running_loop()
         try:
-            loop.add_signal_handler(signal.SIGHUP, lambda: self.reload(force=True))
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload_async(force=True)))
         except (NotImplementedError, RuntimeError):
             pass
 

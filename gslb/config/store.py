@@ -67,11 +67,12 @@ class ZoneStore:
         :raises ConfigError: only when the zone directory itself cannot be read.
         """
         files = zone_files(self.directory)
+        status = dict(self.status)     # copy on write: the API may be reading the old one
         by_file = {f: z for f, z in self._by_file.items() if f in files}
         changed = len(by_file) != len(self._by_file)
         for gone in set(self._stamps) - set(files):
             self._stamps.pop(gone, None)
-            self.status.pop(gone, None)
+            status.pop(gone, None)
             log.info("zone file %s removed", gone)
         for path in files:
             stamp = self._stamp(path)
@@ -86,19 +87,20 @@ class ZoneStore:
                 kept = by_file.get(path)
                 log.error("zone file %s not loaded (%d problems); %s", path, len(exc.problems),
                           f"still serving {kept.origin} serial {kept.soa.serial}" if kept else "nothing served from it")
-                self.status[path] = FileStatus(path, kept.origin if kept else None, False, time.time(), exc.problems)
+                status[path] = FileStatus(path, kept.origin if kept else None, False, time.time(), exc.problems)
                 continue
             clash = next((f for f, z in by_file.items() if z.origin == zone.origin and f != path), None)
             if clash is not None:
                 problem = Problem(path, 1, f"zone {zone.origin} is already defined in {clash}")
                 log.error("%s", problem)
-                self.status[path] = FileStatus(path, None, False, time.time(), (problem,))
+                status[path] = FileStatus(path, None, False, time.time(), (problem,))
                 continue
             zone = self._with_serial(zone)
             by_file[path] = zone
             changed = True
-            self.status[path] = FileStatus(path, zone.origin, True, time.time())
+            status[path] = FileStatus(path, zone.origin, True, time.time())
             log.info("loaded zone %s from %s, serial %d", zone.origin, path, zone.soa.serial)
+        self.status = status
         if changed:
             self._by_file = by_file
             self.zones = MappingProxyType({z.origin: z for z in by_file.values()})
