@@ -120,11 +120,16 @@ def _additional(zone: Zone, rrs: list[RR], result: Result) -> None:
                 result.additional.extend(_rrs(zone, target, rtype))
 
 
-def lookup(zones: Mapping[str, Zone], qname: str, qtype: int) -> Result:
+def lookup(zones: Mapping[str, Zone], qname: str, qtype: int, qlabel: dnslib.DNSLabel | None = None) -> Result:
     """Answer (qname, qtype) from the served zones; qname absolute and lower case.
 
-    Names outside every zone get REFUSED (no AA). CNAMEs are followed inside the zone.
+    `qlabel` is the question's name exactly as on the wire (any byte in a label): records owned by the
+    question name are written with it. Names outside every zone get REFUSED (no AA). CNAMEs are followed
+    inside the zone.
     """
+    def owner_label(name: str) -> dnslib.DNSLabel:
+        return qlabel if qlabel is not None and name == qname else dnslib.DNSLabel(name)
+
     zone = find_zone(zones, qname)
     if zone is None:
         return Result(rcode=RCODE_REFUSED, aa=False)
@@ -150,7 +155,7 @@ def lookup(zones: Mapping[str, Zone], qname: str, qtype: int) -> Result:
         types = _types_at(zone, owner)
         if "CNAME" in types and qtype != QTYPE.CNAME:
             for rr in _rrs(zone, owner, "CNAME"):
-                rr.rname = dnslib.DNSLabel(name)
+                rr.rname = owner_label(name)
                 result.answer.append(rr)
             target = str(result.answer[-1].rdata.label).lower()
             if find_zone(zones, target) is not zone:
@@ -167,7 +172,7 @@ def lookup(zones: Mapping[str, Zone], qname: str, qtype: int) -> Result:
         found = _rrs(zone, owner, rtype) if isinstance(rtype, str) and rtype in types else []
         if found:
             for rr in found:
-                rr.rname = dnslib.DNSLabel(name)
+                rr.rname = owner_label(name)
             result.answer.extend(found)
             _additional(zone, found, result)
             return result

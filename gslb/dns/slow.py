@@ -13,7 +13,7 @@ from dnslib import QTYPE, DNSRecord
 
 from gslb.dns import authority
 from gslb.dns.fast import assemble, formerr, respond
-from gslb.dns.table import AnswerTable, pack_result
+from gslb.dns.table import AnswerTable, pack_result, wire_label
 from gslb.dns.wire import (
     RCODE_BADVERS,
     RCODE_NOTIMP,
@@ -78,8 +78,8 @@ def answer_slow(table: AnswerTable, data: bytes, client_ip: str, tcp: bool) -> b
         return assemble(q, 0x8000 | (q.flags & 0x7800) | RCODE_NOTIMP, 0, 0, 0, b"", 0, tcp)
     if version > 0:
         # RFC 6891 6.1.3: BADVERS (16) = extended rcode 1 in the OPT, header rcode 0.
-        msg = assemble(q, 0x8000, 0, 0, 0, b"", 0, tcp)
-        return msg[:-len(opt_record(q.do))] + opt_record(q.do, b"", RCODE_BADVERS >> 4)
+        flags = 0x8000 | (q.flags & 0x0110)
+        return struct.pack("!HHHHHH", q.id, flags, 1, 0, 0, 1) + q.question + opt_record(q.do, b"", RCODE_BADVERS >> 4)
     if q.qclass != 1 or q.qtype in (QTYPE.AXFR, QTYPE.IXFR):
         # Zone transfers are refused: zones reach every node as files. Other classes are not served.
         return assemble(q, 0x8000 | RCODE_REFUSED, 0, 0, 0, b"", 0, tcp)
@@ -90,11 +90,10 @@ def answer_slow(table: AnswerTable, data: bytes, client_ip: str, tcp: bool) -> b
 
 def _answer_any(table: AnswerTable, q: Query, tcp: bool) -> bytes:
     """RFC 8482: where the name exists, answer ANY with one synthesized HINFO "RFC8482" record."""
-    name = name_to_text(q.qname)
-    result = authority.lookup(table.zones, name, HINFO)
+    result = authority.lookup(table.zones, name_to_text(q.qname), HINFO, wire_label(q.qname))
     if result.rcode == 0 and result.aa and not result.answer and result.authority:
         ttl = result.authority[0].ttl
         hinfo = b"\xc0\x0c" + struct.pack("!HHIH", HINFO, 1, ttl, len(RFC8482_HINFO)) + RFC8482_HINFO
         return assemble(q, 0x8400, 1, 0, 0, hinfo, 0, tcp)
-    packed = pack_result(name, HINFO, result)        # NXDOMAIN, REFUSED, a referral or a CNAME
+    packed = pack_result(q.qname, HINFO, result)        # NXDOMAIN, REFUSED, a referral or a CNAME
     return assemble(q, packed.flags, packed.an, packed.ns, packed.ar, packed.body, 0, tcp)

@@ -17,7 +17,7 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dnslib import QTYPE, DNSHeader, DNSQuestion, DNSRecord
+from dnslib import QTYPE, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 
 from gslb.config.model import Zone
 from gslb.dns.authority import PoolRef, Result, lookup, soa_rr
@@ -47,10 +47,19 @@ class Entry:
     nodata: Entry | None = None  # for pool entries: the NODATA response (SOA in authority)
 
 
-def pack_result(qname: str, qtype: int, result: Result) -> Entry:
-    """Pack a lookup result with dnslib, for a question of this (lower-case) name and type."""
+def wire_label(qname: bytes) -> DNSLabel:
+    """A dnslib name with exactly these wire labels (bytes a presentation name would have to escape)."""
+    labels, pos = [], 0
+    while qname[pos]:
+        labels.append(qname[pos + 1:pos + 1 + qname[pos]])
+        pos += qname[pos] + 1
+    return DNSLabel(labels)
+
+
+def pack_result(qname: bytes, qtype: int, result: Result) -> Entry:
+    """Pack a lookup result with dnslib, for a question of this (lower-case, wire) name and type."""
     header = DNSHeader(id=0, qr=1, aa=int(result.aa), rd=0, rcode=result.rcode)
-    record = DNSRecord(header, q=DNSQuestion(qname, qtype))
+    record = DNSRecord(header, q=DNSQuestion(wire_label(qname), qtype))
     for rr in result.answer:
         record.add_answer(rr)
     for rr in result.authority:
@@ -58,19 +67,20 @@ def pack_result(qname: str, qtype: int, result: Result) -> Entry:
     for rr in result.additional:
         record.add_ar(rr)
     wire = bytes(record.pack())     # dnslib returns a bytearray: an Entry must never change
-    qlen = len(text_to_name(qname)) + 4
+    qlen = len(qname) + 4
     flags = struct.unpack_from("!H", wire, 2)[0]
     an, ns, ar = struct.unpack_from("!HHH", wire, 6)
     return Entry(flags, an, ns, ar, wire[12 + qlen:])
 
 
-def build_entry(zones: Mapping[str, Zone], qname: str, qtype: int) -> Entry:
-    """The packed answer for (qname, qtype)."""
-    result = lookup(zones, qname, qtype)
+def build_entry(zones: Mapping[str, Zone], qname: bytes, qtype: int) -> Entry:
+    """The packed answer for (qname, qtype); qname in lower-case wire form."""
+    text = name_to_text(qname)
+    result = lookup(zones, text, qtype, wire_label(qname))
     entry = pack_result(qname, qtype, result)
     if result.pool is None:
         return entry
-    owner = b"\xc0\x0c" if result.pool.owner == qname else text_to_name(result.pool.owner)
+    owner = b"\xc0\x0c" if result.pool.owner == text else text_to_name(result.pool.owner)
     negative = Result(aa=True, answer=result.answer, authority=[soa_rr(result.pool.zone, negative=True)])
     return Entry(entry.flags, entry.an, entry.ns, entry.ar, entry.body, result.pool, owner,
                  pack_result(qname, qtype, negative))
@@ -115,7 +125,7 @@ class AnswerTable:
         key = (qname, qtype)
         found = self._entries.get(key) or self._memo.get(key)
         if found is None:
-            found = build_entry(self.zones, name_to_text(qname), qtype)
+            found = build_entry(self.zones, qname, qtype)
             if qname in self._names:
                 self._entries[key] = found
             else:
