@@ -9,10 +9,10 @@ import struct
 import dns.edns
 import dns.message
 import pytest
+from conftest import EXAMPLE_ZONE, REGIONS_YAML
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import EXAMPLE_ZONE, REGIONS_YAML
 from gslb.config.regions import load_regions
 from gslb.config.zone import load_zones
 from gslb.dns.fast import answer_fast
