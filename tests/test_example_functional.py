@@ -25,7 +25,7 @@ def free_port() -> int:
 
 def dig(port: int, *args: str) -> str:
     out = subprocess.run(["dig", "@127.0.0.1", "-p", str(port), "+short", "+time=2", "+tries=1", *args],
-                         capture_output=True, text=True, timeout=10)
+                         check=False, capture_output=True, text=True, timeout=10)
     return out.stdout.strip()
 
 
@@ -65,7 +65,7 @@ def test_dig_and_explain_agree(example_server):
     for subnet in ("193.0.0.0/24", "1.0.0.0/24"):
         explained = subprocess.run(
             [sys.executable, "-m", "gslb", "explain", "www.gslb.example.com", "--subnet", subnet,
-             "--api", f"http://127.0.0.1:{api}"], cwd=REPO, capture_output=True, text=True, timeout=20).stdout
+             "--api", f"http://127.0.0.1:{api}"], check=True, cwd=REPO, capture_output=True, text=True, timeout=20).stdout
         answer = dig(port, "www.gslb.example.com", "A", f"+subnet={subnet}")
         last = explained.strip().splitlines()[-1]
         assert last.endswith(f": {answer}") and "ecs scope /" in last, explained
