@@ -9,10 +9,10 @@ from typing import Any
 from aiohttp import web
 from dnslib import QTYPE
 
+from gslb.api.health import add_health_routes
+from gslb.api.keys import SERVER
 from gslb.explain import explain
 from gslb.steering.client import Client
-
-SERVER = web.AppKey("server", Any)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -64,5 +64,5 @@ def make_api_app(server: Any) -> web.Application:
     app.router.add_get("/v1/zones", zones)
     app.router.add_get("/v1/explain", explain_handler)
     if server.health_service is not None:
-        server.health_service.add_routes(app)
+        add_health_routes(app)
     return app

@@ -6,6 +6,7 @@ print them all. Pools (the `pools:` key) are parsed by gslb.config.pools.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 from collections.abc import Mapping
@@ -168,6 +169,10 @@ def parse_zone(src: Any, file: str, regions: Regions) -> Zone:
 
     pools_src = src.get("pools") or SourceMap()
     pools = parse_pools(pools_src, file, regions, c.problems)
+    for name, pool in pools.items():
+        if pool.check is not None and pool.check.type == "dns" and pool.check.query is None:
+            # a dns check asks for the zone's own apex unless told otherwise
+            pools[name] = dataclasses.replace(pool, check=dataclasses.replace(pool.check, query=origin))
 
     rrsets: dict[str, dict[str, RRset]] = {}
     pool_names: dict[str, str] = {}

@@ -1,0 +1,106 @@
+"""Health routes of the HTTP API: the combined view, prober reports, operator overrides."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from typing import Any
+
+from aiohttp import web
+
+from gslb.api.keys import SERVER
+from gslb.config.model import Target
+from gslb.health.report import decode_report
+from gslb.health.signing import HEADER, bearer_ok, verify
+from gslb.steering.decide import endpoint_usable
+
+
+def _endpoint_json(server: Any, pool, site, endpoint) -> dict:
+    snapshot = server.health_service.snapshot
+    health = snapshot.of(Target(endpoint.address, pool.check)) if pool.check else None
+    usable, why = endpoint_usable(endpoint, site, pool, snapshot)
+    out = {"address": endpoint.address, "weight": endpoint.weight, "status": endpoint.status,
+           "override": snapshot.overrides.get(endpoint.address), "answered": usable, "why": why}
+    if health is not None:
+        out.update(state=health.state, since=health.since, reason=health.reason, regions={
+            region: {"state": v.state, "rtt_ms": v.rtt_ms, "error": v.error, "updated": v.updated}
+            for region, v in health.regions.items()})
+    else:
+        out.update(state="unchecked", since=None, reason="no check configured", regions={})
+    return out
+
+
+async def get_health(request: web.Request) -> web.Response:
+    """Per zone, pool, site and endpoint: state, per-region view, last error, RTT; plus the probers."""
+    server = request.app[SERVER]
+    service = server.health_service
+    now = time.time()
+    zones = []
+    for zone in sorted(server.store.zones.values(), key=lambda z: z.origin):
+        pools = []
+        for pool in zone.pools.values():
+            sites = [{"name": site.name, "status": site.status,
+                      "endpoints": [_endpoint_json(server, pool, site, e) for e in site.endpoints]}
+                     for site in pool.sites]
+            pools.append({"name": pool.name, "policy": pool.policy,
+                          "check": pool.check.type if pool.check else None, "sites": sites})
+        zones.append({"origin": zone.origin, "pools": pools})
+    monitor = service.monitor
+    probers = {name: {"last_report": rep.received, "age": now - rep.received, "interval": rep.interval,
+                      "live": rep.live(now), "targets": len(rep.views)} for name, rep in monitor.regions.items()}
+    return web.json_response({"region": service.settings.region, "fail_open": monitor.fail_open,
+                              "fail_open_total": monitor.fail_open_total, "version": monitor.snapshot.version,
+                              "probers": probers, "zones": zones})
+
+
+def _refuse(why: str, status: int = 401) -> web.Response:
+    return web.json_response({"error": why}, status=status)
+
+
+async def post_report(request: web.Request) -> web.Response:
+    """A signed report from a `gslb probe` process."""
+    service = request.app[SERVER].health_service
+    secret = service.settings.secret
+    if not secret:
+        return _refuse("this server has no health secret: set health.secret or GSLB_SECRET", 403)
+    body = await request.read()
+    problem = verify(secret, body, request.headers.get(HEADER))
+    if problem is not None:
+        return _refuse(problem)
+    try:
+        region, interval, views = decode_report(body, service.known)
+    except (ValueError, KeyError, TypeError) as exc:
+        return _refuse(f"not a report: {exc}", 400)
+    service.monitor.report(region, views, interval)
+    return web.json_response({"ok": True, "accepted": len(views)})
+
+
+async def post_status(request: web.Request) -> web.Response:
+    """Operator override: {"status": "up" | "down" | "auto"} for an endpoint address (bearer secret)."""
+    service = request.app[SERVER].health_service
+    if not service.settings.secret:
+        return _refuse("this server has no health secret: set health.secret or GSLB_SECRET", 403)
+    if not bearer_ok(service.settings.secret, request.headers.get("Authorization")):
+        return _refuse("missing or wrong bearer token")
+    try:
+        address = str(ipaddress.ip_address(request.match_info["address"]))
+        body = await request.json()
+        status = body["status"]
+        if status not in ("up", "down", "auto"):
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        return _refuse('expected an IP address in the path and {"status": "up" | "down" | "auto"}', 400)
+    service.monitor.set_override(address, status)
+    return web.json_response({"address": address, "status": status})
+
+
+async def get_targets(request: web.Request) -> web.Response:
+    """What this server wants probed, for `gslb probe --from`."""
+    return web.json_response({"targets": sorted(request.app[SERVER].health_service.known)})
+
+
+def add_health_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/health", get_health)
+    app.router.add_get("/v1/targets", get_targets)
+    app.router.add_post("/v1/reports", post_report)
+    app.router.add_post("/v1/endpoints/{address}/status", post_status)

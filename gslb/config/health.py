@@ -1,0 +1,79 @@
+"""The `health:` section of the server config (docs/health-checks.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from gslb.config.yamlsrc import SourceMap
+from gslb.errors import Problem
+
+HEALTH_KEYS = {"region", "embedded", "quorum", "secret", "state_dir", "state_max_age", "grace",
+               "report_interval"}
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSettings:
+    """How this server checks endpoints and combines the views of prober regions."""
+
+    region: str = "local"             # the embedded prober's region name (in regions.yaml for latency)
+    embedded: bool = True             # run a prober inside `gslb serve`
+    quorum: str | int = "majority"    # regions that must see a target down: majority | any | all | N
+    secret: str | None = None         # shared secret for prober reports and overrides ($GSLB_SECRET)
+    state_dir: str | None = None      # where health.json is kept across restarts (None: not kept)
+    state_max_age: float = 300.0      # a saved state older than this is ignored at start
+    grace: float = 30.0               # with no live prober left, keep the last state this long, then fail open
+    report_interval: float = 1.0      # how often probers report (a region is dropped after 3 missed)
+
+    def needed(self, regions: int) -> int:
+        """How many of `regions` reporting regions must see a target down to withdraw it."""
+        if regions <= 0:
+            return 1
+        if self.quorum == "majority":
+            return regions // 2 + 1
+        if self.quorum == "any":
+            return 1
+        if self.quorum == "all":
+            return regions
+        return min(int(self.quorum), regions)
+
+
+def parse_health_settings(src: Any, problems: list[Problem]) -> HealthSettings:
+    """Build HealthSettings from the `health:` mapping (None: defaults); problems are appended."""
+    secret = os.environ.get("GSLB_SECRET") or None
+    if src is None:
+        return HealthSettings(secret=secret)
+    if not isinstance(src, SourceMap):
+        problems.append(Problem("?", 0, "health: expected a mapping"))
+        return HealthSettings(secret=secret)
+    values: dict[str, Any] = {"secret": secret}
+
+    def bad(key: str, what: str) -> None:
+        problems.append(Problem(src.file, src.line_of(key), f"health {key}: {what}"))
+
+    for key, value in src.items():
+        if key not in HEALTH_KEYS:
+            bad(key, f"unknown key (known: {', '.join(sorted(HEALTH_KEYS))})")
+        elif key == "embedded":
+            if not isinstance(value, bool):
+                bad(key, "expected true or false")
+            else:
+                values[key] = value
+        elif key == "quorum":
+            if value in ("majority", "any", "all") or (isinstance(value, int) and not isinstance(value, bool)
+                                                        and value >= 1):
+                values[key] = value
+            else:
+                bad(key, f"{value!r}, expected majority, any, all or a number of regions >= 1")
+        elif key in ("state_max_age", "grace", "report_interval"):
+            lo = 0.1 if key == "report_interval" else 0
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < lo:
+                bad(key, f"{value!r}, expected seconds >= {lo}")
+            else:
+                values[key] = float(value)
+        elif not isinstance(value, str) or not value:
+            bad(key, "expected a non-empty string")
+        else:
+            values[key] = value
+    return HealthSettings(**values)

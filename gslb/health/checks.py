@@ -1,0 +1,164 @@
+"""One probe of one target: http, https, tcp or dns. Raw pass/fail plus round-trip time; the state
+machine (rise/fall) lives in state.py. Shared by the DNS probers and the proxy's active checks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import struct
+import time
+from dataclasses import dataclass
+
+import aiohttp
+import dnslib
+
+from gslb.config.model import Check, Target
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    ok: bool
+    rtt_ms: float | None          # round-trip time of the check; None when it never connected
+    error: str | None = None      # e.g. "GET http://192.0.2.5:80/healthz: 503, expected 200"
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno:
+        return os.strerror(exc.errno).lower()
+    return str(exc) or type(exc).__name__
+
+
+def url_of(target: Target) -> str:
+    check = target.check
+    return f"{check.type}://{_host(target.address)}:{check.effective_port}{check.path}"
+
+
+def _ssl_context(check: Check) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    if not check.tls_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+async def _http(target: Target, session: aiohttp.ClientSession) -> ProbeResult:
+    check = target.check
+    url = url_of(target)
+    what = f"{check.method} {url}"
+    headers = {"Host": check.host} if check.host else {}
+    kwargs: dict = {}
+    if check.type == "https":
+        kwargs["ssl"] = _ssl_context(check)
+        if check.sni or check.host:
+            kwargs["server_hostname"] = check.sni or check.host
+    start = time.monotonic()
+    try:
+        async with session.request(check.method, url, headers=headers, allow_redirects=False,
+                                   timeout=aiohttp.ClientTimeout(total=check.timeout), **kwargs) as resp:
+            rtt = (time.monotonic() - start) * 1000
+            if resp.status not in check.expect:
+                expected = ", ".join(str(s) for s in check.expect)
+                return ProbeResult(False, rtt, f"{what}: {resp.status}, expected {expected}")
+            if check.body is not None:
+                text = await resp.content.read(65536)
+                if check.body.encode() not in text:
+                    return ProbeResult(False, rtt, f"{what}: body does not contain {check.body!r}")
+            return ProbeResult(True, rtt)
+    except TimeoutError:
+        return ProbeResult(False, None, f"{what}: timeout after {check.timeout:g} s")
+    except aiohttp.ClientConnectorError as exc:
+        return ProbeResult(False, None, f"{what}: {_os_reason(exc.os_error)}")
+    except (aiohttp.ClientError, ssl.SSLError, OSError) as exc:
+        return ProbeResult(False, None, f"{what}: {type(exc).__name__}: {exc}")
+
+
+async def _tcp(target: Target, source: str | None) -> ProbeResult:
+    port = target.check.effective_port
+    what = f"tcp connect {_host(target.address)}:{port}"
+    start = time.monotonic()
+    local = (source, 0) if source else None
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(target.address, port, local_addr=local),
+                                           target.check.timeout)
+    except TimeoutError:
+        return ProbeResult(False, None, f"{what}: timeout after {target.check.timeout:g} s")
+    except OSError as exc:
+        return ProbeResult(False, None, f"{what}: {_os_reason(exc)}")
+    rtt = (time.monotonic() - start) * 1000
+    writer.close()
+    return ProbeResult(True, rtt)
+
+
+class _DnsClient(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.answer: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        if not self.answer.done():
+            self.answer.set_result(data)
+
+    def error_received(self, exc: Exception) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(exc)
+
+
+async def _dns(target: Target, default_name: str, source: str | None) -> ProbeResult:
+    check = target.check
+    name = check.query or default_name
+    port = check.effective_port
+    what = f"dns {name} {check.query_type} @{_host(target.address)}:{port}"
+    query_id = struct.unpack("!H", os.urandom(2))[0]
+    query = dnslib.DNSRecord.question(name, check.query_type)
+    query.header.id = query_id
+    loop = asyncio.get_running_loop()
+    start = time.monotonic()
+    transport, protocol = await loop.create_datagram_endpoint(
+        _DnsClient, remote_addr=(target.address, port), local_addr=(source, 0) if source else None)
+    try:
+        transport.sendto(query.pack())
+        data = await asyncio.wait_for(protocol.answer, check.timeout)
+        rtt = (time.monotonic() - start) * 1000
+        reply = dnslib.DNSRecord.parse(data)
+    except TimeoutError:
+        return ProbeResult(False, None, f"{what}: timeout after {check.timeout:g} s")
+    except OSError as exc:
+        return ProbeResult(False, None, f"{what}: {exc.strerror or exc}")
+    except Exception as exc:  # noqa: BLE001 -- dnslib raises several types for a garbled reply
+        return ProbeResult(False, None, f"{what}: bad reply: {exc}")
+    finally:
+        transport.close()
+    if reply.header.id != query_id:
+        return ProbeResult(False, rtt, f"{what}: reply with the wrong ID")
+    rcode = dnslib.RCODE.get(reply.header.rcode)
+    if reply.header.rcode != 0 or not reply.rr:
+        return ProbeResult(False, rtt, f"{what}: {rcode} with {len(reply.rr)} answers, expected an answer")
+    return ProbeResult(True, rtt)
+
+
+def make_session(source: str | None = None) -> aiohttp.ClientSession:
+    """An HTTP client session for checks; `source` binds every connection to that local address."""
+    connector = aiohttp.TCPConnector(force_close=True, limit=0, local_addr=(source, 0) if source else None)
+    return aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+
+async def probe(target: Target, *, session: aiohttp.ClientSession | None = None,
+                dns_name: str = ".", source: str | None = None) -> ProbeResult:
+    """Run target.check against target.address once. Never raises: failures are ok=False with a reason.
+
+    `session` (from make_session) is reused across http/https checks; `source` is the local address
+    tcp and dns checks bind to (http ones take it from the session).
+    """
+    kind = target.check.type
+    if kind in ("http", "https"):
+        if session is not None:
+            return await _http(target, session)
+        async with make_session(source) as own:
+            return await _http(target, own)
+    if kind == "tcp":
+        return await _tcp(target, source)
+    return await _dns(target, dns_name, source)

@@ -1,0 +1,145 @@
+"""The aggregator inside the DNS server: region reports in, one immutable HealthSnapshot out.
+
+- Each region (the embedded prober, `gslb probe` processes) reports its views of every target.
+- A region that misses 3 report intervals is dropped from the quorum (logged).
+- With no live region left, the last state holds for `grace` seconds, then every target is treated
+  as up (fail open), logged and counted in `fail_open_total`.
+- Operator overrides (address -> up | down) ride along in the snapshot.
+A new snapshot (version + 1) is published through `on_change` whenever a state, an override or an
+RTT (by more than 10 %) changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from gslb.config.health import HealthSettings
+from gslb.config.model import Target
+from gslb.health.quorum import quorum
+from gslb.health.snapshot import EndpointHealth, HealthSnapshot, RegionView
+
+log = logging.getLogger("gslb.health")
+STALE_INTERVALS = 3
+
+
+@dataclass(slots=True)
+class RegionReport:
+    views: dict[Target, RegionView]
+    received: float
+    interval: float
+
+    def live(self, now: float) -> bool:
+        return now - self.received <= STALE_INTERVALS * self.interval
+
+
+class HealthMonitor:
+    """Combines region reports with quorum; see the module docstring."""
+
+    def __init__(self, settings: HealthSettings, on_change: Callable[[HealthSnapshot], None],
+                 clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.on_change = on_change
+        self.clock = clock
+        self.targets: dict[Target, None] = {}
+        self.regions: dict[str, RegionReport] = {}
+        self.overrides: dict[str, str] = {}
+        self.snapshot = HealthSnapshot()       # the latest details, for the API
+        self.published = self.snapshot         # what steering uses; replaced only on a real change
+        self.fail_open = False
+        self.fail_open_total = 0
+        self._dead: set[str] = set()
+        self._last_live = clock()
+
+    def set_targets(self, targets: Iterable[Target]) -> None:
+        self.targets = dict.fromkeys(targets)
+        self.recompute()
+
+    def report(self, region: str, views: Mapping[Target, RegionView], interval: float) -> None:
+        """A region's views of the targets it probes (targets we do not serve are ignored)."""
+        if region in self._dead:
+            log.info("prober region %s is reporting again", region)
+            self._dead.discard(region)
+        elif region not in self.regions:
+            log.info("prober region %s reporting, %d targets", region, len(views))
+        self.regions[region] = RegionReport(dict(views), self.clock(), interval)
+        self.recompute()
+
+    def set_override(self, address: str, status: str) -> None:
+        """Force an address up or down everywhere, or hand it back to health ("auto")."""
+        if status == "auto":
+            self.overrides.pop(address, None)
+        else:
+            self.overrides[address] = status
+        log.info("override: %s %s", address, status)
+        self.recompute()
+
+    def tick(self) -> None:
+        """Called every report interval: drops silent regions, applies grace and fail-open."""
+        self.recompute()
+
+    def _live_regions(self, now: float) -> dict[str, RegionReport]:
+        live = {}
+        for name, rep in self.regions.items():
+            if rep.live(now):
+                live[name] = rep
+            elif name not in self._dead:
+                self._dead.add(name)
+                log.warning("prober region %s stopped reporting (%.1f s): dropped from the quorum",
+                            name, now - rep.received)
+        return live
+
+    def recompute(self) -> None:
+        now = self.clock()
+        live = self._live_regions(now)
+        if live:
+            self._last_live = now
+            if self.fail_open:
+                log.warning("prober reports are back: fail-open ends")
+            self.fail_open = False
+        elif self.regions and not self.fail_open and now - self._last_live > self.settings.grace:
+            self.fail_open = True
+            self.fail_open_total += 1
+            log.error("no prober has reported for %.0f s (grace %.0f s): failing open, every endpoint counts as up",
+                      now - self._last_live, self.settings.grace)
+        targets: dict[Target, EndpointHealth] = {}
+        holding = not live and not self.fail_open
+        for target in self.targets:
+            previous = self.published.of(target) if holding else self.snapshot.of(target)
+            if holding:
+                targets[target] = previous          # grace: the last known state stays
+                continue
+            views = {name: rep.views[target] for name, rep in live.items() if target in rep.views}
+            state, reason = quorum(views, self.settings.needed(len(views))) if not self.fail_open \
+                else ("unknown", "fail open: no prober reporting")
+            since = previous.since if previous.state == state and previous.since else now
+            if previous.state != state and (previous.state != "unknown" or state == "down"):
+                verb = "withdrawn" if state == "down" else "returned" if previous.state == "down" else state
+                log.warning("%s %s: %s", target, verb, reason)
+            targets[target] = EndpointHealth(state, since, reason, MappingProxyType(views))
+        self._publish(targets)
+
+    def _publish(self, targets: dict[Target, EndpointHealth]) -> None:
+        old = self.published
+        changed = set(targets) != set(old.targets) or dict(self.overrides) != dict(old.overrides) or any(
+            old.of(t).state != h.state or _rtt_moved(old.of(t).regions, h.regions) for t, h in targets.items())
+        self.snapshot = HealthSnapshot(MappingProxyType(targets), MappingProxyType(dict(self.overrides)),
+                                       old.version + 1 if changed else old.version)
+        if changed:
+            self.published = self.snapshot
+            self.on_change(self.snapshot)
+
+
+def _rtt_moved(old: Mapping[str, RegionView], new: Mapping[str, RegionView]) -> bool:
+    if set(old) != set(new):
+        return True
+    for region, view in new.items():
+        a, b = old[region].rtt_ms, view.rtt_ms
+        if (a is None) != (b is None):
+            return True
+        if a is not None and abs(a - b) > max(1.0, 0.1 * a):
+            return True
+    return False

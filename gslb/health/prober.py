@@ -1,0 +1,126 @@
+"""A prober: probes every target on its check's interval and keeps one region's view of each.
+
+Each target runs in its own task, started at a random offset inside its interval so checks spread out
+and a slow or hanging endpoint never delays the others. Results go through RiseFall and Ewma; every
+state change and every `report_interval` the prober hands its views to `report(region, views)`: the
+in-process aggregator for the embedded prober, an HTTP push for `gslb probe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+import aiohttp
+
+from gslb.config.model import Target
+from gslb.health.checks import make_session, probe
+from gslb.health.snapshot import RegionView
+from gslb.health.state import Ewma, RiseFall
+
+log = logging.getLogger("gslb.prober")
+Report = Callable[[str, dict[Target, RegionView]], Awaitable[None] | None]
+
+
+class _Watch:
+    """A target's running check and what it has seen."""
+
+    __slots__ = ("error", "risefall", "rtt", "target", "task", "updated")
+
+    def __init__(self, target: Target, state: str = "unknown", rtt: float | None = None):
+        self.target = target
+        self.risefall = RiseFall(target.check.rise, target.check.fall, state)  # type: ignore[arg-type]
+        self.rtt = Ewma(value=rtt)
+        self.error: str | None = None
+        self.updated = 0.0
+        self.task: asyncio.Task | None = None
+
+    def view(self) -> RegionView:
+        return RegionView(self.risefall.state, self.rtt.value, self.error, self.updated)
+
+
+class Prober:
+    """Probes targets for one region. `set_targets` may be called at any time (zone reloads)."""
+
+    def __init__(self, region: str, report: Report, report_interval: float = 1.0, dns_name: str = ".",
+                 source: str | None = None):
+        self.region = region
+        self.source = source
+        self.report = report
+        self.report_interval = report_interval
+        self.dns_name = dns_name
+        self._watches: dict[Target, _Watch] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._reporter: asyncio.Task | None = None
+        self._changed = asyncio.Event()
+        self._restored: dict[Target, tuple[str, float | None]] = {}
+
+    def restore(self, states: dict[Target, tuple[str, float | None]]) -> None:
+        """Seed targets with saved (state, rtt) so a restart starts from what was last seen."""
+        self._restored = dict(states)
+
+    def views(self) -> dict[Target, RegionView]:
+        return {t: w.view() for t, w in self._watches.items()}
+
+    async def start(self) -> None:
+        self._session = make_session(self.source)
+        self._reporter = asyncio.create_task(self._report_loop())
+
+    async def stop(self) -> None:
+        tasks = [w.task for w in self._watches.values() if w.task] + ([self._reporter] if self._reporter else [])
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._session is not None:
+            await self._session.close()
+
+    def set_targets(self, targets: Iterable[Target]) -> None:
+        """Probe exactly these targets: unchanged ones keep their state, removed ones stop, new ones start."""
+        wanted = dict.fromkeys(targets)
+        for target in list(self._watches):
+            if target not in wanted:
+                watch = self._watches.pop(target)
+                if watch.task:
+                    watch.task.cancel()
+                log.info("%s: stopped probing %s", self.region, target)
+        for target in wanted:
+            if target not in self._watches:
+                state, rtt = self._restored.pop(target, ("unknown", None))
+                watch = self._watches[target] = _Watch(target, state, rtt)
+                watch.task = asyncio.create_task(self._run(watch))
+        self._changed.set()
+
+    async def _run(self, watch: _Watch) -> None:
+        interval = watch.target.check.interval
+        await asyncio.sleep(random.uniform(0, interval))
+        while True:
+            started = time.monotonic()
+            result = await probe(watch.target, session=self._session, dns_name=self.dns_name, source=self.source)
+            watch.updated = time.time()
+            if result.rtt_ms is not None:
+                watch.rtt.add(result.rtt_ms)
+            watch.error = None if result.ok else result.error
+            before = watch.risefall.state
+            if watch.risefall.observe(result.ok):
+                log.info("%s: %s %s -> %s%s", self.region, watch.target, before, watch.risefall.state,
+                         f" ({result.error})" if result.error else "")
+                self._changed.set()
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    async def _report_loop(self) -> None:
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self.report_interval)
+            self._changed.clear()
+            try:
+                result = self.report(self.region, self.views())
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("%s: report failed", self.region)
