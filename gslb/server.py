@@ -20,6 +20,7 @@ from gslb.config.server import ServerConfig
 from gslb.config.store import ZoneStore
 from gslb.dns.server import Handler, parse_listen, start_dns
 from gslb.dns.table import AnswerTable
+from gslb.health.service import HealthService
 from gslb.health.snapshot import HealthSnapshot
 from gslb.steering.decide import SteeringData
 from gslb.steering.latency import load_latency_table
@@ -47,7 +48,7 @@ class Server:
         self.steering = SteeringData(regions, load_latency_table(config.latency_path))
         self.locator = Locator(config.geoip_path)
         self.store = ZoneStore(config.zones, regions)
-        self.health_service = self._make_health_service()
+        self.health_service = HealthService(config.health, self._on_health)
         self.handler: Handler | None = None
         self.dns_addresses: list[tuple[str, int]] = []
         self.api_address: tuple[str, int] | None = None
@@ -56,15 +57,9 @@ class Server:
         self._runner: web.AppRunner | None = None
         self._reload_lock = asyncio.Lock()
 
-    def _make_health_service(self) -> Any:
-        if self.config.health is None:
-            return None
-        from gslb.health.service import HealthService
-        return HealthService(self.config.health, self._on_health)
-
     @property
     def health(self) -> HealthSnapshot:
-        return self.health_service.snapshot if self.health_service is not None else HealthSnapshot()
+        return self.health_service.snapshot
 
     def _build_table(self) -> AnswerTable:
         return AnswerTable(self.store.zones, self.health, self.steering, self.locator)
@@ -104,8 +99,7 @@ class Server:
             self.handler = Handler(table, self.config.query_log)
         else:
             self.handler.table = table
-        if self.health_service is not None:
-            self.health_service.set_targets(zone_targets(self.store.zones))
+        self.health_service.set_targets(zone_targets(self.store.zones))
         log.info("serving %d zones: %s", len(self.store.zones), ", ".join(sorted(self.store.zones)) or "none")
 
     async def _watch(self) -> None:
@@ -127,8 +121,7 @@ class Server:
             bound = udp.get_extra_info("sockname")
             self.dns_addresses.append((host, bound[1]))
             log.info("DNS on %s port %d (udp, tcp)", host, bound[1])
-        if self.health_service is not None:
-            await self.health_service.start()
+        await self.health_service.start()
         if self.config.api:
             await self._start_api()
         self._tasks.append(asyncio.create_task(self._watch()))
@@ -154,8 +147,7 @@ class Server:
             task.cancel()
         for closer in self._closers:
             closer.close()
-        if self.health_service is not None:
-            await self.health_service.stop()
+        await self.health_service.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         self.locator.close()

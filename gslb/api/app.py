@@ -63,6 +63,5 @@ def make_api_app(server: Any) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/v1/zones", zones)
     app.router.add_get("/v1/explain", explain_handler)
-    if server.health_service is not None:
-        add_health_routes(app)
+    add_health_routes(app)
     return app

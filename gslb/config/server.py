@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from typing import Any
 
+from gslb.config.health import HealthSettings, parse_health_settings
 from gslb.config.yamlsrc import SourceMap, load_yaml_file
 from gslb.errors import ConfigError, Problem
 
@@ -24,7 +25,7 @@ class ServerConfig:
     latency: str | None = None                    # default: <data>/latency.yaml
     query_log: bool = False
     reload_interval: float = 1.0                  # how often zone files are checked for changes
-    health: Any = None                            # gslb.config.health.HealthSettings
+    health: HealthSettings = field(default_factory=HealthSettings)
     file: str | None = None
 
     @property
@@ -41,14 +42,6 @@ class ServerConfig:
         return self.latency or os.path.join(self.data, "latency.yaml")
 
 
-def _health_settings(src: Any, problems: list[Problem]) -> Any:
-    try:
-        from gslb.config.health import parse_health_settings
-    except ImportError:      # the health room is optional for a static-only server
-        return None
-    return parse_health_settings(src, problems)
-
-
 def load_server_config(path: str | None) -> ServerConfig:
     """Read the server YAML; no path means all defaults.
 
@@ -56,7 +49,7 @@ def load_server_config(path: str | None) -> ServerConfig:
     """
     problems: list[Problem] = []
     if path is None:
-        return replace(ServerConfig(), health=_health_settings(None, problems))
+        return ServerConfig(health=parse_health_settings(None, problems))
     src = load_yaml_file(path)
     if src is None:
         src = SourceMap()
@@ -91,7 +84,7 @@ def load_server_config(path: str | None) -> ServerConfig:
             else:
                 base = os.path.dirname(os.path.abspath(path))
                 values[key] = value if os.path.isabs(value) else os.path.join(base, value)
-    values["health"] = _health_settings(src.get("health"), problems)
+    values["health"] = parse_health_settings(src.get("health"), problems)
     if problems:
         raise ConfigError(problems)
     return ServerConfig(**values)

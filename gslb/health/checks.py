@@ -71,6 +71,9 @@ async def _http(target: Target, session: aiohttp.ClientSession) -> ProbeResult:
             return ProbeResult(True, rtt)
     except TimeoutError:
         return ProbeResult(False, None, f"{what}: timeout after {check.timeout:g} s")
+    except aiohttp.ClientConnectorCertificateError as exc:
+        reason = getattr(exc.certificate_error, "verify_message", None) or exc.certificate_error
+        return ProbeResult(False, None, f"{what}: TLS certificate not accepted: {reason}")
     except aiohttp.ClientConnectorError as exc:
         return ProbeResult(False, None, f"{what}: {_os_reason(exc.os_error)}")
     except (aiohttp.ClientError, ssl.SSLError, OSError) as exc:

@@ -1,0 +1,63 @@
+"""A real HTTP server for health tests: started, stopped and restarted on a fixed loopback address.
+
+It runs aiohttp on its own event loop in a thread. `status` sets the answer of /healthz; clients whose
+source address is in `deny` get 503, which is how a test makes one prober region see a site down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+
+from aiohttp import web
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class HttpSite:
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.status = 200
+        self.deny: set[str] = set()
+        self.seen: list[tuple[str, str | None]] = []      # (peer address, Host header)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.runner: web.AppRunner | None = None
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        peer = request.remote or "?"
+        self.seen.append((peer, request.headers.get("Host")))
+        if peer in self.deny:
+            return web.Response(status=503, text="denied")
+        return web.Response(status=self.status, text="ok healthy")
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, self.host, self.port, reuse_address=True).start()
+
+    async def _stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    def start(self) -> HttpSite:
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        """Close the listener and every connection: the site is gone (connection refused)."""
+        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(10)
+
+    def close(self) -> None:
+        self.stop()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)

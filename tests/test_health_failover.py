@@ -1,0 +1,126 @@
+"""Failover end to end: real HTTP servers as endpoints, the embedded prober, DNS answers over UDP."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from httpsite import HttpSite, free_port
+
+A, B = "127.0.0.31", "127.0.0.32"
+
+
+def zone(port: int, policy: str = "failover") -> str:
+    return f"""\
+origin: f.test.
+soa: {{mname: ns1.f.test., rname: h.f.test.}}
+records:
+  "@": {{NS: ns1.other.test.}}
+  www: {{pool: web}}
+pools:
+  web:
+    policy: {policy}
+    ttl: 5
+    check: {{type: http, port: {port}, path: /healthz}}
+    sites:
+      a: {{lat: 0, lon: 0, endpoints: [{A}]}}
+      b: {{lat: 0, lon: 0, endpoints: [{B}]}}
+"""
+
+
+@pytest.fixture
+def sites():
+    port = free_port(A)
+    made = [HttpSite(A, port).start(), HttpSite(B, port).start()]
+    yield port, made
+    for site in made:
+        site.close()
+
+
+def answer(srv) -> list[str]:
+    return sorted(rd.address for rrset in srv.query("www.f.test", "A").answer for rd in rrset)
+
+
+def wait_for(srv, expected: list[str], limit: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        if answer(srv) == expected:
+            return time.monotonic() - start
+        time.sleep(0.05)
+    raise AssertionError(f"answer still {answer(srv)}, not {expected}, after {limit} s")
+
+
+def test_killed_site_is_withdrawn_within_3s_and_returns(serve, sites):
+    port, (site_a, _) = sites
+    srv = serve({"f.yaml": zone(port)})
+    wait_for(srv, [A], 5)
+    assert srv.server.health.of(next(iter(srv.server.health.targets))).state in ("up", "unknown")
+    time.sleep(2.5)                                  # both endpoints are up (rise 2) before the kill
+    site_a.stop()
+    withdrawn = wait_for(srv, [B], 3.0)
+    site_a.start()
+    returned = wait_for(srv, [A], 5.0)
+    print(f"withdrawn after {withdrawn:.2f} s, returned after {returned:.2f} s")
+
+
+def test_health_api_and_operator_override(serve, sites):
+    port, _ = sites
+    srv = serve({"f.yaml": zone(port)}, config_yaml="health: {secret: s3cret}\n")
+    api = f"http://{srv.api[0]}:{srv.api[1]}"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not all(h.state == "up" for h in srv.server.health.targets.values()):
+        time.sleep(0.05)
+
+    def post(body: dict, token: str | None) -> int:
+        req = urllib.request.Request(f"{api}/v1/endpoints/{A}/status", data=json.dumps(body).encode(),
+                                     method="POST", headers={"Authorization": f"Bearer {token}"} if token else {})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    assert post({"status": "down"}, None) == 401
+    assert post({"status": "down"}, "wrong") == 401
+    assert answer(srv) == [A]
+    assert post({"status": "sideways"}, "s3cret") == 400
+    assert post({"status": "down"}, "s3cret") == 200
+    assert answer(srv) == [B]
+    with urllib.request.urlopen(f"{api}/v1/health", timeout=5) as resp:
+        health = json.load(resp)
+    endpoint = health["zones"][0]["pools"][0]["sites"][0]["endpoints"][0]
+    assert endpoint["address"] == A and endpoint["override"] == "down" and not endpoint["answered"]
+    assert endpoint["regions"]["local"]["rtt_ms"] > 0
+    assert post({"status": "auto"}, "s3cret") == 200
+    assert answer(srv) == [A]
+
+
+def test_restart_restores_the_health_it_saw(serve, sites, tmp_path):
+    port, (site_a, _) = sites
+    config = f"health: {{state_dir: {tmp_path / 'state'}}}\n"
+    srv = serve({"f.yaml": zone(port)}, config_yaml=config)
+    wait_for(srv, [A], 5)
+    site_a.stop()
+    wait_for(srv, [B], 3.0)
+    srv.call(srv.server.health_service.save)
+    # A new server process starting now must not send traffic to the dead site, not even once.
+    again = serve({"f.yaml": zone(port)}, config_yaml=config)
+    assert answer(again) == [B]
+
+
+def test_reload_keeps_state_of_unchanged_endpoints(serve, sites):
+    port, (site_a, _) = sites
+    srv = serve({"f.yaml": zone(port)})
+    wait_for(srv, [A], 5)
+    site_a.stop()
+    wait_for(srv, [B], 3.0)
+    (srv.zone_dir / "f.yaml").write_text(zone(port).replace("ttl: 5", "ttl: 6"))
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and srv.query("www.f.test", "A").answer[0].ttl != 6:
+        time.sleep(0.05)
+    assert srv.query("www.f.test", "A").answer[0].ttl == 6
+    assert answer(srv) == [B]        # the dead endpoint did not come back as "unknown" after the reload
