@@ -8,13 +8,13 @@ import subprocess
 
 import pytest
 from aiohttp import web
+from httpsite import free_port
 
 from gslb.config.model import Check, Target
 from gslb.health.checks import probe
 from gslb.health.quorum import quorum
 from gslb.health.snapshot import RegionView
 from gslb.health.state import Ewma, RiseFall
-from httpsite import free_port
 
 
 @pytest.mark.parametrize("rise, fall, results, states", [

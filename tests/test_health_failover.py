@@ -8,7 +8,6 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from httpsite import HttpSite, free_port
 
 A, B = "127.0.0.31", "127.0.0.32"
