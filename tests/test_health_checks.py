@@ -115,8 +115,9 @@ async def test_http_timeout_and_refused(http_server):
 @pytest.fixture
 async def https_server(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=site.example.test"], check=True, capture_output=True)
+    await asyncio.to_thread(
+        subprocess.run, ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                         str(cert), "-days", "1", "-subj", "/CN=site.example.test"], check=True, capture_output=True)
     seen_sni = []
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(str(cert), str(key))
