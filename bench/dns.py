@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 # This file is bench/dns.py: keep its folder off the import path so `import dns` finds dnspython.
 sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-import dns.message  # noqa: E402
-import dns.query  # noqa: E402
+import dns.message
+import dns.query
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ORIGIN = "bench.gslb.test"
