@@ -15,13 +15,14 @@ import dns.rdataclass
 import pytest
 from conftest import EXAMPLE_ZONE
 
-BIG_ZONE = """\
+TXTS = ", ".join(f'"record number {i} padding padding padding padding"' for i in range(30))
+BIG_ZONE = f"""\
 origin: big.test.
-soa: {mname: ns1.big.test., rname: h.big.test.}
+soa: {{mname: ns1.big.test., rname: h.big.test.}}
 records:
-  "@": {NS: ns1.other.test.}
-  many: {TXT: [%s]}
-""" % ", ".join(f'"record number {i} padding padding padding padding"' for i in range(30))
+  "@": {{NS: ns1.other.test.}}
+  many: {{TXT: [{TXTS}]}}
+"""
 
 
 @pytest.fixture

@@ -1,0 +1,53 @@
+"""`gslb check`: every problem of a zone file as file:line: message, exit 1; good zones exit 0."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+BAD = {
+    "bad-ip.yaml": ["5: www A: '192.0.2.300' is not an IPv4 address"],
+    "bad-cname-beside-data.yaml": ["5: www.bad.test.: CNAME cannot stand beside other data (RFC 1034 3.6.2)"],
+    "bad-unknown-type.yaml": ["5: www: unknown record type 'AAA' (known: NS, A, AAAA, CNAME, TXT, MX, SRV, CAA, PTR)"],
+    "bad-outside-origin.yaml": ["5: name 'www.example.org.' is outside the zone bad.test."],
+    "bad-missing-soa.yaml": ["1: missing soa: {mname, rname, refresh, retry, expire, minimum}"],
+    "bad-missing-ns.yaml": ['4: missing NS records at the apex: records: {"@": {NS: [ns1.bad.test.]}}'],
+    "bad-missing-pool.yaml": ["5: www: pool 'web' does not exist (pools: none defined)"],
+    "bad-duplicate-key.yaml": ["6: invalid YAML: duplicate key 'www'"],
+    "bad-yaml-syntax.yaml": ["4: invalid YAML: did not find expected ',' or ']'"],
+    "bad-fallback-loop.yaml": ["7: pool 'one': loop in fallbacks: one -> two -> one",
+                               "9: pool 'two': loop in fallbacks: two -> one -> two"],
+    "bad-unknown-pool-key.yaml": ["8: pool 'web': unknown key 'polcy' (known: affinity, all_down, answers, check, "
+                                  "fallback, geo, order, policy, sites, ttl)"],
+    "bad-weight.yaml": ["13: pool 'web' site 'eu' endpoint 1: weight 5000, expected a whole number 0..1000"],
+}
+
+
+def check(path: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gslb", "check", path], cwd=REPO, capture_output=True,
+                          text=True, timeout=30, check=False)
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_zone_reports_file_line_message(name):
+    path = f"tests/zones/{name}"
+    result = check(path)
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    assert lines[:-1] == [f"{path}:{message}" for message in BAD[name]]
+    assert lines[-1] == f"{len(BAD[name])} problem{'s' if len(BAD[name]) > 1 else ''} found"
+
+
+def test_bundled_zones_are_valid():
+    result = check("zones")
+    assert result.returncode == 0 and "ok: gslb.example.com." in result.stdout
+
+
+def test_every_problem_of_a_directory_is_listed(tmp_path):
+    for name in ("bad-ip.yaml", "bad-missing-pool.yaml"):
+        (tmp_path / name).write_text((REPO / "tests" / "zones" / name).read_text())
+    result = check(str(tmp_path))
+    assert result.returncode == 1 and result.stdout.count(str(tmp_path)) == 2
