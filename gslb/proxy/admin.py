@@ -1,0 +1,101 @@
+"""The proxy's admin API (aiohttp, its own port): health, backends, drain, Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from gslb.health.signing import bearer_ok
+from gslb.proxy.core import BUCKETS, Proxy
+
+PROXY = web.AppKey("proxy", Any)
+
+
+def proxy_of(request: web.Request) -> Proxy:
+    return request.app[PROXY]()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 while every routed pool has a healthy backend; 503 otherwise, so DNS withdraws this region."""
+    proxy = proxy_of(request)
+    routed = {name for route in proxy.config.routes for name, _ in route.pools}
+    empty = sorted(name for name in routed if proxy.pools[name].healthy_count() == 0)
+    if proxy.stopping:
+        return web.json_response({"ok": False, "why": "draining for shutdown"}, status=503)
+    if empty:
+        return web.json_response({"ok": False, "pools_without_healthy_backend": empty}, status=503)
+    return web.json_response({"ok": True})
+
+
+async def backends(request: web.Request) -> web.Response:
+    proxy = proxy_of(request)
+    out = {}
+    for name, pool in proxy.pools.items():
+        out[name] = {"algorithm": pool.config.algorithm, "backends": [{
+            "address": b.address, "weight": b.config.weight, "effective_weight": round(b.effective_weight(), 3),
+            "state": "ejected" if time.monotonic() < b.ejected_until else b.health.state if b.health else "unchecked",
+            "healthy": b.healthy, "drain": b.drain, "active": b.active, "requests": b.requests,
+            "ewma_latency_ms": None if b.latency.value is None else round(b.latency.value, 3),
+            "ejections": b.ejections} for b in pool.backends]}
+    return web.json_response({"pools": out})
+
+
+async def drain(request: web.Request) -> web.Response:
+    """POST /v1/backends/{address}/drain or /undrain (Authorization: Bearer TOKEN)."""
+    proxy = proxy_of(request)
+    if not bearer_ok(proxy.config.admin_token, request.headers.get("Authorization")):
+        return web.json_response({"error": "missing or wrong bearer token (admin_token)"}, status=401)
+    address, action = request.match_info["address"], request.match_info["action"]
+    found = [b for pool in proxy.pools.values() for b in pool.backends if b.address == address]
+    if not found:
+        return web.json_response({"error": f"no backend {address}"}, status=404)
+    for backend in found:
+        backend.drain = action == "drain"
+    return web.json_response({"address": address, "drain": action == "drain", "active": sum(b.active for b in found)})
+
+
+def metrics_text(proxy: Proxy) -> str:
+    """Prometheus text format: requests by pool/backend/status, latency histograms, backend health."""
+    lines = ["# HELP gslb_proxy_requests_total Requests answered, by pool, backend and status.",
+             "# TYPE gslb_proxy_requests_total counter"]
+    for (pool, backend, status), count in sorted(proxy.requests.items()):
+        lines.append(f'gslb_proxy_requests_total{{pool="{pool}",backend="{backend}",status="{status}"}} {count}')
+    lines += ["# HELP gslb_proxy_request_seconds Request latency through the proxy.",
+              "# TYPE gslb_proxy_request_seconds histogram"]
+    for pool, counts in sorted(proxy.latency.items()):
+        running = 0
+        for edge, count in zip(BUCKETS, counts):
+            running += count
+            lines.append(f'gslb_proxy_request_seconds_bucket{{pool="{pool}",le="{edge}"}} {running}')
+        running += counts[-1]
+        lines.append(f'gslb_proxy_request_seconds_bucket{{pool="{pool}",le="+Inf"}} {running}')
+        lines.append(f'gslb_proxy_request_seconds_sum{{pool="{pool}"}} {proxy.latency_sum[pool]:.6f}')
+        lines.append(f'gslb_proxy_request_seconds_count{{pool="{pool}"}} {running}')
+    lines += ["# HELP gslb_proxy_backend_up 1 when the backend is healthy and not draining.",
+              "# TYPE gslb_proxy_backend_up gauge",
+              "# HELP gslb_proxy_backend_active Requests in flight to the backend.",
+              "# TYPE gslb_proxy_backend_active gauge"]
+    for name, pool in sorted(proxy.pools.items()):
+        for b in pool.backends:
+            labels = f'pool="{name}",backend="{b.address}"'
+            lines.append(f"gslb_proxy_backend_up{{{labels}}} {int(b.healthy and not b.drain)}")
+            lines.append(f"gslb_proxy_backend_active{{{labels}}} {b.active}")
+    return "\n".join(lines) + "\n"
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(text=metrics_text(proxy_of(request)), content_type="text/plain", charset="utf-8")
+
+
+def make_admin_app(get_proxy) -> web.Application:
+    """The admin app; `get_proxy()` returns the live Proxy (it changes on reload)."""
+    app = web.Application()
+    app[PROXY] = get_proxy
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/v1/backends", backends)
+    app.router.add_post("/v1/backends/{address}/{action:drain|undrain}", drain)
+    app.router.add_get("/metrics", metrics)
+    return app
+

@@ -1,0 +1,312 @@
+"""The proxy's YAML (docs/proxy.md) -> frozen ProxyConfig; every problem with file:line."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from gslb.config.check import parse_check
+from gslb.config.model import Check
+from gslb.config.yamlsrc import SourceList, SourceMap, load_yaml_file
+from gslb.errors import ConfigError, Problem
+
+ALGORITHMS = ("round_robin", "weighted_round_robin", "least_connections", "random", "power_of_two", "ewma",
+              "ip_hash", "consistent_hash")
+TOP_KEYS = {"listen", "admin", "pools", "routes", "admin_token", "sticky_secret", "timeouts", "limits",
+            "rate_limit", "drain_timeout", "retries", "access_log", "fail_open"}
+POOL_KEYS = {"algorithm", "backends", "check", "sticky", "hash", "slow_start", "outlier", "max_connections",
+             "fail_open"}
+BACKEND_KEYS = {"address", "weight", "drain", "max_connections"}
+ROUTE_KEYS = {"host", "path", "header", "pool", "pools", "default"}
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    host: str
+    port: int
+    cert: str | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    host: str
+    port: int
+    weight: int = 1
+    drain: bool = False
+    max_connections: int = 0          # 0: no limit
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Sticky:
+    cookie: str = "GSLBSTICKY"
+    ttl: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Outlier:
+    """Passive checks: `failures` consecutive 5xx or connection failures eject a backend for `ejection` s."""
+
+    failures: int = 5
+    ejection: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamPool:
+    name: str
+    backends: tuple[Backend, ...]
+    algorithm: str = "round_robin"
+    check: Check | None = None
+    sticky: Sticky | None = None
+    hash: str = "ip"                  # consistent_hash key: ip | header:NAME | cookie:NAME
+    slow_start: float = 0.0           # seconds over which a recovered backend ramps up to its weight
+    outlier: Outlier = field(default_factory=Outlier)
+    fail_open: bool = False           # all backends down: try them anyway instead of answering 503
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Matched in order: Host (exact or *.wildcard), path prefix, header; `pools` are (name, weight)."""
+
+    pools: tuple[tuple[str, int], ...]
+    host: str | None = None
+    path: str = "/"
+    header: tuple[str, str] | None = None
+    default: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float = 2.0
+    read: float = 30.0
+    total: float = 60.0
+    idle: float = 60.0               # client keep-alive idle time
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_header_size: int = 32768
+    max_body_size: int = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    rate: float                      # requests per second per client address
+    burst: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    file: str
+    listen: tuple[Listener, ...]
+    admin: tuple[str, int]
+    pools: dict[str, UpstreamPool]
+    routes: tuple[Route, ...]
+    admin_token: str | None = None
+    sticky_secret: str = ""
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    limits: Limits = field(default_factory=Limits)
+    rate_limit: RateLimit | None = None
+    drain_timeout: float = 30.0
+    retries: int = 1                 # extra attempts for idempotent requests when a connect fails
+    access_log: bool = True
+
+
+def _hostport(text: Any) -> tuple[str, int] | None:
+    if not isinstance(text, str):
+        return None
+    text = text.strip()
+    if text.startswith("["):
+        host, _, port = text[1:].partition("]:")
+    else:
+        host, _, port = text.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        return None
+    return (host, number) if host and 0 <= number <= 65535 else None
+
+
+class _P:
+    def __init__(self, file: str):
+        self.file, self.problems = file, []
+
+    def add(self, src: Any, key: Any, what: str) -> None:
+        line = src.line_of(key) if isinstance(src, (SourceMap, SourceList)) else 0
+        self.problems.append(Problem(self.file, line, what))
+
+    def unknown(self, src: SourceMap, known: set[str], where: str) -> None:
+        for key in src:
+            if key not in known:
+                self.add(src, key, f"{where}unknown key {key!r} (known: {', '.join(sorted(known))})")
+
+    def number(self, src: SourceMap, key: str, default: float, lo: float, where: str, integer: bool = False) -> Any:
+        value = src.get(key, default)
+        ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok or value < lo:
+            self.add(src, key, f"{where}{key} {value!r}, expected a number >= {lo}")
+            return default
+        return value
+
+
+def _listeners(src: Any, p: _P, top: SourceMap) -> tuple[Listener, ...]:
+    items = src if isinstance(src, list) else [src]
+    out = []
+    for i, item in enumerate(items):
+        tls = None
+        address = item
+        if isinstance(item, SourceMap):
+            address, tls = item.get("address"), item.get("tls")
+        hp = _hostport(address)
+        if hp is None:
+            p.add(items if isinstance(items, SourceList) else top, i if isinstance(items, SourceList) else "listen",
+                  f"listen: {address!r} is not ADDR:PORT")
+            continue
+        cert = key = None
+        if tls is not None:
+            if not isinstance(tls, SourceMap) or not tls.get("cert") or not tls.get("key"):
+                p.add(item, "tls", "listen tls: needs {cert: FILE, key: FILE}")
+            else:
+                base = os.path.dirname(os.path.abspath(p.file))
+                cert, key = (os.path.join(base, tls[k]) for k in ("cert", "key"))
+                for k, path in (("cert", cert), ("key", key)):
+                    if not os.path.exists(path):
+                        p.add(tls, k, f"listen tls {k}: {path} does not exist")
+        out.append(Listener(hp[0], hp[1], cert, key))
+    return tuple(out)
+
+
+def _pool(name: str, src: Any, p: _P) -> UpstreamPool | None:
+    where = f"pool {name!r}: "
+    if not isinstance(src, SourceMap):
+        p.add(src, None, f"{where}expected a mapping with backends")
+        return None
+    p.unknown(src, POOL_KEYS, where)
+    algorithm = src.get("algorithm", "round_robin")
+    if algorithm not in ALGORITHMS:
+        p.add(src, "algorithm", f"{where}algorithm {algorithm!r}, expected one of {', '.join(ALGORITHMS)}")
+        algorithm = "round_robin"
+    backends = []
+    raw = src.get("backends")
+    if not isinstance(raw, list) or not raw:
+        p.add(src, "backends", f"{where}backends must be a non-empty list")
+        raw = []
+    for i, item in enumerate(raw):
+        item = item if isinstance(item, SourceMap) else SourceMap({"address": item})
+        p.unknown(item, BACKEND_KEYS, f"{where}backend {i + 1}: ")
+        hp = _hostport(item.get("address"))
+        if hp is None:
+            p.add(raw, i, f"{where}backend {i + 1}: address {item.get('address')!r} is not HOST:PORT")
+            continue
+        backends.append(Backend(hp[0], hp[1], p.number(item, "weight", 1, 0, where, True),
+                                bool(item.get("drain", False)), p.number(item, "max_connections", 0, 0, where, True)))
+    sticky = None
+    if src.get("sticky") is not None:
+        s = src["sticky"]
+        if not isinstance(s, SourceMap):
+            p.add(src, "sticky", f"{where}sticky: expected {{cookie: NAME, ttl: SECONDS}}")
+        else:
+            sticky = Sticky(str(s.get("cookie", "GSLBSTICKY")), p.number(s, "ttl", 3600, 1, where, True))
+    hash_key = src.get("hash", "ip")
+    if not (hash_key == "ip" or str(hash_key).startswith(("header:", "cookie:"))):
+        p.add(src, "hash", f"{where}hash {hash_key!r}, expected ip, header:NAME or cookie:NAME")
+    outlier = Outlier()
+    if isinstance(src.get("outlier"), SourceMap):
+        o = src["outlier"]
+        outlier = Outlier(p.number(o, "failures", 5, 1, where, True), p.number(o, "ejection", 30.0, 0, where))
+    check = parse_check(src.get("check"), f"pool {name!r}", p.file, src.line_of("check"), p.problems)
+    return UpstreamPool(name, tuple(backends), algorithm, check, sticky, str(hash_key),
+                        p.number(src, "slow_start", 0.0, 0, where), outlier, bool(src.get("fail_open", False)))
+
+
+def _route(i: int, src: Any, pools: dict, p: _P) -> Route | None:
+    where = f"route {i + 1}: "
+    if not isinstance(src, SourceMap):
+        p.add(src, None, f"{where}expected a mapping like {{host: example.com, pool: app}}")
+        return None
+    p.unknown(src, ROUTE_KEYS, where)
+    targets: list[tuple[str, int]] = []
+    if "pool" in src:
+        targets.append((src["pool"], 1))
+    for item in src.get("pools") or []:
+        if isinstance(item, SourceMap):
+            targets.append((item.get("pool"), p.number(item, "weight", 1, 0, where, True)))
+    if not targets:
+        p.add(src, None, f"{where}needs pool: NAME or pools: [{{pool: NAME, weight: N}}, ...]")
+    for name, _ in targets:
+        if name not in pools:
+            p.add(src, "pool" if "pool" in src else "pools", f"{where}pool {name!r} does not exist")
+    header = None
+    if "header" in src:
+        h = src["header"]
+        if isinstance(h, SourceMap) and len(h) == 1:
+            header = (str(next(iter(h))).lower(), str(next(iter(h.values()))))
+        elif isinstance(h, str) and ":" in h:
+            name, _, value = h.partition(":")
+            header = (name.strip().lower(), value.strip())
+        else:
+            p.add(src, "header", f"{where}header: expected 'Name: value' or {{Name: value}}")
+    path = src.get("path", "/")
+    if not isinstance(path, str) or not path.startswith("/"):
+        p.add(src, "path", f"{where}path {path!r} must start with /")
+        path = "/"
+    host = src.get("host")
+    return Route(tuple(targets), None if host is None else str(host).lower(), path, header, bool(src.get("default")))
+
+
+def load_proxy_config(path: str) -> ProxyConfig:
+    """Read and validate a proxy YAML file.
+
+    :raises ConfigError: listing every problem with file:line.
+    """
+    src = load_yaml_file(path)
+    p = _P(path)
+    if not isinstance(src, SourceMap):
+        raise ConfigError([Problem(path, 1, "the proxy config must be a mapping with listen, pools and routes")])
+    p.unknown(src, TOP_KEYS, "")
+    listen = _listeners(src.get("listen", ["127.0.0.1:8080"]), p, src)
+    admin = _hostport(src.get("admin", "127.0.0.1:8081"))
+    if admin is None:
+        p.add(src, "admin", f"admin: {src.get('admin')!r} is not ADDR:PORT")
+    pools = {}
+    if not isinstance(src.get("pools"), SourceMap) or not src["pools"]:
+        p.add(src, "pools", "pools: needs at least one pool")
+    else:
+        for name, pool_src in src["pools"].items():
+            pool = _pool(str(name), pool_src, p)
+            if pool is not None:
+                pools[pool.name] = pool
+    routes = []
+    raw_routes = src.get("routes")
+    if not isinstance(raw_routes, list) or not raw_routes:
+        p.add(src, "routes", "routes: needs at least one route (e.g. {default: true, pool: app})")
+        raw_routes = []
+    for i, item in enumerate(raw_routes):
+        route = _route(i, item, pools, p)
+        if route is not None:
+            routes.append(route)
+    t = src.get("timeouts") or SourceMap()
+    timeouts = Timeouts(*(p.number(t, k, d, 0.01, "timeouts: ") for k, d in
+                          (("connect", 2.0), ("read", 30.0), ("total", 60.0), ("idle", 60.0))))
+    lim = src.get("limits") or SourceMap()
+    limits = Limits(p.number(lim, "max_header_size", 32768, 1024, "limits: ", True),
+                    p.number(lim, "max_body_size", 100 * 1024 * 1024, 0, "limits: ", True))
+    rate = None
+    if isinstance(src.get("rate_limit"), SourceMap):
+        r = src["rate_limit"]
+        rate = RateLimit(p.number(r, "rate", 100.0, 0.001, "rate_limit: "), p.number(r, "burst", 100, 1, "rate_limit: ", True))
+    if p.problems:
+        raise ConfigError(p.problems)
+    token = src.get("admin_token") or os.environ.get("GSLB_ADMIN_TOKEN")
+    return ProxyConfig(
+        file=path, listen=listen, admin=admin, pools=pools, routes=tuple(routes),
+        admin_token=None if token is None else str(token),
+        sticky_secret=str(src.get("sticky_secret") or token or os.urandom(16).hex()),
+        timeouts=timeouts, limits=limits, rate_limit=rate,
+        drain_timeout=float(src.get("drain_timeout", 30.0)), retries=int(src.get("retries", 1)),
+        access_log=bool(src.get("access_log", True)))

@@ -1,0 +1,199 @@
+"""The proxy's policy: routes, backend choice (balancers, sticky cookies, canary splits), rate limits,
+retry budget, metrics. The wire lives in http.py, the admin API in admin.py."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import random
+import time
+from collections import defaultdict
+
+from gslb.proxy.config import ProxyConfig, Route
+from gslb.proxy.http import ClientConnection, Exchange, Request, access_log
+from gslb.proxy.state import BackendState, PoolState
+
+log = logging.getLogger("gslb.proxy")
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class TokenBucket:
+    __slots__ = ("stamp", "tokens")
+
+    def __init__(self, burst: int):
+        self.tokens, self.stamp = float(burst), time.monotonic()
+
+
+class RetryBudget:
+    """Retries may add at most 20 % to the request rate (plus 3 per second), like Envoy's budgets."""
+
+    def __init__(self, ratio: float = 0.2, floor: float = 3.0):
+        self.ratio, self.floor = ratio, floor
+        self.tokens = floor
+        self.stamp = time.monotonic()
+
+    def request(self) -> None:
+        self.tokens = min(self.tokens + self.ratio, 100.0)
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.tokens + (now - self.stamp) * self.floor, 100.0)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+def host_matches(pattern: str, host: str) -> bool:
+    """Exact host, or `*.example.com` for any name below example.com; the port is ignored."""
+    host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:])
+    return host == pattern
+
+
+class Proxy:
+    """One proxy configuration, live. `reload(config)` swaps routes and pools for new requests only."""
+
+    def __init__(self, config: ProxyConfig):
+        self.config = config
+        self.pools = {name: PoolState(p) for name, p in config.pools.items()}
+        self.connections: set[ClientConnection] = set()
+        self.stopping = False
+        self.retry_budget = RetryBudget()
+        self.buckets: dict[str, TokenBucket] = {}
+        self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
+        self.latency: dict[str, list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
+        self.latency_sum: dict[str, float] = defaultdict(float)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start_checks(self) -> None:
+        for pool in self.pools.values():
+            pool.start_checks()
+
+    async def stop_checks(self) -> None:
+        for pool in self.pools.values():
+            await pool.stop()
+
+    async def reload(self, config: ProxyConfig) -> None:
+        """New routes and pools for new requests; requests in flight finish on what they started with."""
+        old = self.pools
+        self.pools = {name: PoolState(p, old.get(name)) for name, p in config.pools.items()}
+        self.config = config
+        for pool in old.values():
+            await pool.stop()
+        for name, pool in old.items():
+            if name not in self.pools:
+                for backend in pool.backends:
+                    backend.close_idle()
+        self.start_checks()
+
+    # -- per request ------------------------------------------------------------------------------
+    def route(self, req: Request) -> Route | None:
+        for route in self.config.routes:
+            if route.default:
+                return route
+            if route.host is not None and not host_matches(route.host, req.host):
+                continue
+            if not req.path.startswith(route.path):
+                continue
+            if route.header is not None and req.header(route.header[0]) != route.header[1]:
+                continue
+            return route
+        return None
+
+    def _rate_limited(self, client: str) -> bool:
+        limit = self.config.rate_limit
+        if limit is None:
+            return False
+        bucket = self.buckets.get(client)
+        now = time.monotonic()
+        if bucket is None:
+            if len(self.buckets) > 100_000:
+                self.buckets.clear()
+            bucket = self.buckets[client] = TokenBucket(limit.burst)
+        bucket.tokens = min(limit.burst, bucket.tokens + (now - bucket.stamp) * limit.rate)
+        bucket.stamp = now
+        if bucket.tokens < 1:
+            return True
+        bucket.tokens -= 1
+        return False
+
+    def pick(self, pool: PoolState, req: Request, exclude: BackendState | None = None) -> BackendState | None:
+        usable = [b for b in pool.usable() if b is not exclude]
+        if not usable and pool.config.fail_open:
+            usable = [b for b in pool.backends if not b.drain and b.config.weight > 0 and b is not exclude]
+        return pool.balancer.pick(usable, req)
+
+    def _sticky(self, pool: PoolState, req: Request) -> tuple[BackendState | None, bytes]:
+        """The pinned backend if the cookie is valid and it is usable; else a new pick and a new cookie."""
+        sticky = pool.config.sticky
+        value = req.cookie(sticky.cookie)
+        if value:
+            pinned = self._unsign(value)
+            backend = pool.by_address.get(pinned) if pinned else None
+            if backend is not None and backend.usable():
+                return backend, b""
+        backend = self.pick(pool, req)
+        if backend is None:
+            return None, b""
+        return backend, (f"Set-Cookie: {sticky.cookie}={self._sign(backend.address, sticky.ttl)}; "
+                         f"Max-Age={sticky.ttl}; Path=/; HttpOnly\r\n").encode()
+
+    def _sign(self, address: str, ttl: int) -> str:
+        expires = int(time.time()) + ttl
+        payload = f"{address}|{expires}"
+        mac = hmac.new(self.config.sticky_secret.encode(), payload.encode(), hashlib.sha256).hexdigest()[:32]
+        return f"{payload}|{mac}".replace("|", "~")
+
+    def _unsign(self, value: str) -> str | None:
+        try:
+            address, expires, mac = value.split("~")
+            if int(expires) < time.time():
+                return None
+        except ValueError:
+            return None
+        payload = f"{address}|{expires}"
+        good = hmac.new(self.config.sticky_secret.encode(), payload.encode(), hashlib.sha256).hexdigest()[:32]
+        return address if hmac.compare_digest(good, mac) else None
+
+    def start(self, client: ClientConnection, req: Request) -> Exchange | None:
+        """Route and forward a request whose head has arrived, or answer it from the proxy."""
+        if self._rate_limited(req.client):
+            client.reply(429, "too many requests", extra=b"Retry-After: 1\r\n")
+            return None
+        route = self.route(req)
+        if route is None:
+            client.reply(404, "no route for this request")
+            return None
+        name = route.pools[0][0] if len(route.pools) == 1 else \
+            random.choices([n for n, _ in route.pools], weights=[w for _, w in route.pools])[0]
+        pool = self.pools[name]
+        self.retry_budget.request()
+        if pool.config.sticky is not None:
+            backend, cookie = self._sticky(pool, req)
+        else:
+            backend, cookie = self.pick(pool, req), b""
+        if backend is None:
+            client.reply(503, f"no healthy backend in pool {name}", close=not req.keep_alive)
+            return None
+        return Exchange(self, client, req, pool, backend, cookie)
+
+    def record(self, req: Request, backend: BackendState | None, status: int, pool: str,
+               elapsed: float | None = None) -> None:
+        elapsed = time.monotonic() - req.started if elapsed is None else elapsed
+        address = backend.address if backend else "-"
+        self.requests[(pool, address, status)] += 1
+        counts = self.latency[pool]
+        for i, edge in enumerate(BUCKETS):
+            if elapsed <= edge:
+                counts[i] += 1
+                break
+        else:
+            counts[-1] += 1
+        self.latency_sum[pool] += elapsed
+        if self.config.access_log:
+            access_log.info('%s "%s %s%s" %d %s %.1fms', req.client, req.method.decode() if hasattr(req, "method")
+                            else "-", req.host, req.url.decode("latin-1"), status, address, elapsed * 1000)

@@ -1,0 +1,599 @@
+"""The proxy's data path: asyncio Protocols with httptools parsers on both sides, streaming bodies.
+
+ClientConnection  one per client connection: parses requests, routes, picks a backend, forwards.
+Exchange          one request/response in flight: client <-> one UpstreamConnection.
+UpstreamConnection one keep-alive connection to a backend, reused across exchanges.
+
+Bodies stream both ways chunk by chunk; each side's write buffer pauses the other side's reading.
+Requests on one client connection are answered in order: the client is not read past the end of a
+request until its response is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import TYPE_CHECKING
+
+import httptools
+
+if TYPE_CHECKING:
+    from gslb.proxy.core import Proxy
+    from gslb.proxy.state import BackendState
+
+log = logging.getLogger("gslb.proxy")
+access_log = logging.getLogger("gslb.access")
+
+HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+                        b"trailer", b"trailers", b"transfer-encoding", b"upgrade", b"proxy-connection"})
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+REASONS = {400: "Bad Request", 404: "Not Found", 413: "Payload Too Large", 429: "Too Many Requests",
+           431: "Request Header Fields Too Large", 502: "Bad Gateway", 503: "Service Unavailable",
+           504: "Gateway Timeout"}
+
+
+def simple_response(status: int, text: str, close: bool = False, extra: bytes = b"") -> bytes:
+    body = (text + "\n").encode()
+    return (f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {len(body)}\r\n".encode() + extra +
+            (b"Connection: close\r\n" if close else b"") + b"\r\n" + body)
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class Request:
+    """A request head, plus what balancers and routes ask of it."""
+
+    __slots__ = (
+        "_cookies",
+        "chunked",
+        "client",
+        "headers",
+        "host",
+        "keep_alive",
+        "length",
+        "method",
+        "path",
+        "started",
+        "upgrade",
+        "url",
+        "version",
+    )
+
+    def __init__(self, client: str):
+        self.client = client
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self._cookies: dict[str, str] | None = None
+        self.started = time.monotonic()
+
+    def header(self, name: str) -> str | None:
+        key = name.lower().encode()
+        for k, v in self.headers:
+            if k.lower() == key:
+                return v.decode("latin-1")
+        return None
+
+    def cookie(self, name: str) -> str | None:
+        if self._cookies is None:
+            self._cookies = {}
+            raw = self.header("cookie") or ""
+            for part in raw.split(";"):
+                k, _, v = part.strip().partition("=")
+                if k:
+                    self._cookies[k] = v
+        return self._cookies.get(name)
+
+
+class ClientConnection(asyncio.Protocol):
+    """One client TCP (or TLS) connection."""
+
+    def __init__(self, proxy: Proxy, tls: bool):
+        self.proxy = proxy
+        self.scheme = b"https" if tls else b"http"
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.request: Request | None = None
+        self.exchange: Exchange | None = None
+        self.tunnel: UpstreamConnection | None = None
+        self.client = "?"
+        self.header_bytes = 0
+        self.body_bytes = 0
+        self.closed = False
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self._name = b""
+
+    # -- connection -------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.client = peer[0] if peer else "?"
+        self.proxy.connections.add(self)
+        self._arm_idle()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.proxy.connections.discard(self)
+        if self.idle_timer:
+            self.idle_timer.cancel()
+        if self.exchange is not None:
+            self.exchange.client_gone()
+        if self.tunnel is not None:
+            self.tunnel.close()
+
+    def _arm_idle(self) -> None:
+        if self.idle_timer:
+            self.idle_timer.cancel()
+        self.idle_timer = asyncio.get_running_loop().call_later(self.proxy.config.timeouts.idle, self._idle)
+
+    def _idle(self) -> None:
+        if self.exchange is None and self.transport is not None:
+            self.transport.close()
+
+    def pause_writing(self) -> None:
+        if self.exchange and self.exchange.upstream and self.exchange.upstream.transport:
+            self.exchange.upstream.transport.pause_reading()
+        if self.tunnel and self.tunnel.transport:
+            self.tunnel.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.exchange and self.exchange.upstream and self.exchange.upstream.transport:
+            self.exchange.upstream.transport.resume_reading()
+        if self.tunnel and self.tunnel.transport:
+            self.tunnel.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.transport.write(data)
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0] if exc.args else len(data)
+            if self.exchange is not None:
+                self.exchange.upgrade_data(data[offset:])
+        except httptools.HttpParserError:
+            if self.exchange is None:
+                self.reply(400, "bad request", close=True)
+            else:
+                self.transport.close()
+
+    def reply(self, status: int, text: str, close: bool = False, extra: bytes = b"") -> None:
+        """A short response from the proxy itself (404, 429, 503 ...)."""
+        if self.closed:
+            return
+        self.transport.write(simple_response(status, text, close, extra))
+        if self.request is not None:
+            self.proxy.record(self.request, None, status, "-")
+        if close:
+            self.transport.close()
+
+    # -- httptools callbacks --------------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.request = Request(self.client)
+        self.header_bytes = 0
+        self.body_bytes = 0
+        if self.idle_timer:
+            self.idle_timer.cancel()
+
+    def on_url(self, url: bytes) -> None:
+        self.request.url += url
+        self.header_bytes += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value) + 4
+        self.request.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        req = self.request
+        req.method = self.parser.get_method()
+        req.version = self.parser.get_http_version()
+        req.keep_alive = self.parser.should_keep_alive()
+        req.upgrade = self.parser.should_upgrade()
+        req.host = (req.header("host") or "").lower()
+        req.path = req.url.split(b"?", 1)[0].decode("latin-1")
+        te = req.header("transfer-encoding")
+        req.chunked = te is not None and "chunked" in te.lower()
+        length = req.header("content-length")
+        req.length = int(length) if length and length.isdigit() else None
+        limits = self.proxy.config.limits
+        if self.header_bytes > limits.max_header_size:
+            self.reply(431, "request headers too large", close=True)
+            return
+        if req.length is not None and req.length > limits.max_body_size:
+            self.reply(413, "request body too large", close=True)
+            return
+        if (req.header("expect") or "").lower() == "100-continue":
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.exchange = self.proxy.start(self, req)
+
+    def on_body(self, body: bytes) -> None:
+        self.body_bytes += len(body)
+        if self.body_bytes > self.proxy.config.limits.max_body_size:
+            if self.exchange:
+                self.exchange.abort()
+            self.reply(413, "request body too large", close=True)
+            return
+        if self.exchange is not None:
+            self.exchange.request_body(body)
+
+    def on_message_complete(self) -> None:
+        if self.exchange is not None:
+            self.exchange.request_done()
+            if not self.exchange.finished:
+                self.transport.pause_reading()     # answer requests in order
+
+    def exchange_done(self, keep_alive: bool) -> None:
+        self.exchange = None
+        self.request = None
+        if self.closed:
+            return
+        if not keep_alive:
+            self.transport.close()
+            return
+        self._arm_idle()
+        self.transport.resume_reading()
+
+
+class Exchange:
+    """One request in flight between a client connection and a backend."""
+
+    def __init__(self, proxy: Proxy, client: ClientConnection, req: Request, pool, backend: BackendState,
+                 set_cookie: bytes = b""):
+        self.proxy, self.client, self.req, self.pool, self.backend = proxy, client, req, pool, backend
+        self.set_cookie = set_cookie
+        self.upstream: UpstreamConnection | None = None
+        self.pending: list[bytes] = []
+        self.body_done = False
+        self.head_sent = False
+        self.finished = False
+        self.status = 0
+        self.attempts = 0
+        self.response_chunked = False
+        self.response_close = False
+        self.started = time.monotonic()
+        self.total_timer = asyncio.get_running_loop().call_later(proxy.config.timeouts.total, self._total_timeout)
+        self.request_id = req.header("x-request-id") or os.urandom(8).hex()
+        backend.active += 1
+        self._connect()
+
+    # -- request side -----------------------------------------------------------------------------------
+    def _head(self) -> bytes:
+        req = self.req
+        lines = [b"%s %s HTTP/1.1\r\n" % (req.method, req.url)]
+        xff = None
+        for name, value in req.headers:
+            low = name.lower()
+            if low in HOP_BY_HOP and not (req.upgrade and low == b"upgrade"):
+                continue
+            if low in (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-request-id", b"expect"):
+                if low == b"x-forwarded-for":
+                    xff = value
+                continue
+            lines.append(name + b": " + value + b"\r\n")
+        client = req.client.encode()
+        lines.append(b"X-Forwarded-For: " + (xff + b", " + client if xff else client) + b"\r\n")
+        lines.append(b"X-Forwarded-Proto: " + self.client.scheme + b"\r\n")
+        if req.host:
+            lines.append(b"X-Forwarded-Host: " + req.host.encode("latin-1") + b"\r\n")
+        lines.append(b"X-Request-ID: " + self.request_id.encode() + b"\r\n")
+        if req.upgrade:
+            lines.append(b"Connection: Upgrade\r\n")
+        elif req.chunked:
+            lines.append(b"Transfer-Encoding: chunked\r\n")
+        lines.append(b"\r\n")
+        return b"".join(lines)
+
+    def _connect(self) -> None:
+        self.attempts += 1
+        backend = self.backend
+        while backend.idle:
+            conn = backend.idle.pop()
+            if conn.alive():
+                self._attach(conn)
+                return
+        asyncio.ensure_future(self._open())
+
+    async def _open(self) -> None:
+        loop = asyncio.get_running_loop()
+        backend = self.backend
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(lambda: UpstreamConnection(backend), backend.config.host, backend.config.port),
+                self.proxy.config.timeouts.connect)
+        except (TimeoutError, OSError) as exc:
+            self._connect_failed(exc)
+            return
+        if self.finished:
+            conn.close()
+            return
+        self._attach(conn)
+
+    def _connect_failed(self, exc: BaseException) -> None:
+        backend = self.backend
+        backend.passive(False)
+        reason = "timeout" if isinstance(exc, asyncio.TimeoutError) else (getattr(exc, "strerror", None) or str(exc))
+        log.warning("connect to %s failed: %s", backend.address, reason)
+        if self.finished:
+            return
+        retry = (self.req.method in IDEMPOTENT and self.attempts <= self.proxy.config.retries
+                 and self.proxy.retry_budget.take())
+        if retry:
+            other = self.proxy.pick(self.pool, self.req, exclude=backend)
+            if other is not None:
+                backend.active -= 1
+                self.backend = other
+                other.active += 1
+                self._connect()
+                return
+        self.fail(502, f"bad gateway: {backend.address}: {reason}")
+
+    def _attach(self, conn: UpstreamConnection) -> None:
+        self.upstream = conn
+        conn.exchange = self
+        conn.start_response(self.req.method == b"HEAD")
+        conn.transport.write(self._head())
+        for piece in self.pending:
+            conn.transport.write(piece)
+        self.pending = []
+        if self.body_done and self.req.chunked:
+            conn.transport.write(b"0\r\n\r\n")
+        conn.arm_read_timeout(self.proxy.config.timeouts.read)
+
+    def request_body(self, data: bytes) -> None:
+        piece = chunk(data) if self.req.chunked else data
+        if self.upstream is not None:
+            self.upstream.transport.write(piece)
+        else:
+            self.pending.append(piece)
+
+    def request_done(self) -> None:
+        self.body_done = True
+        if self.upstream is not None and self.req.chunked:
+            self.upstream.transport.write(b"0\r\n\r\n")
+
+    def upgrade_data(self, rest: bytes) -> None:
+        if rest:
+            self.request_body(rest)
+
+    # -- response side ----------------------------------------------------------------------------
+    def response_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], chunked: bool,
+                      has_length: bool, keep_alive: bool) -> None:
+        self.status = status
+        if self.client.closed:
+            return
+        lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason or b"OK")]
+        for name, value in headers:
+            low = name.lower()
+            if low in HOP_BY_HOP and not (status == 101 and low == b"upgrade"):
+                continue
+            lines.append(name + b": " + value + b"\r\n")
+        if status == 101:
+            lines.append(b"Connection: Upgrade\r\n")
+        self.response_chunked = chunked
+        if chunked:
+            lines.append(b"Transfer-Encoding: chunked\r\n")
+        # without a length or chunks the body runs until the upstream closes: so must the client's
+        self.response_close = (not has_length and not chunked and status not in (101, 204, 304)
+                               and self.req.method != b"HEAD" and not 100 <= status < 200)
+        if self.response_close or not self.req.keep_alive or self.proxy.stopping:
+            lines.append(b"Connection: close\r\n")
+        if self.set_cookie:
+            lines.append(self.set_cookie)
+        lines.append(b"X-Request-ID: " + self.request_id.encode() + b"\r\n\r\n")
+        self.client.transport.write(b"".join(lines))
+        self.head_sent = True
+
+    def response_body(self, data: bytes) -> None:
+        if not self.client.closed:
+            self.client.transport.write(chunk(data) if self.response_chunked else data)
+
+    def response_done(self, upstream_keep_alive: bool) -> None:
+        if self.finished:
+            return
+        if self.response_chunked and not self.client.closed:
+            self.client.transport.write(b"0\r\n\r\n")
+        reuse = upstream_keep_alive and self.body_done and not self.response_close
+        self._finish(reuse)
+        self.client.exchange_done(self.req.keep_alive and not self.response_close and not self.proxy.stopping)
+
+    def start_tunnel(self) -> None:
+        """101 Switching Protocols: from now on bytes flow both ways untouched (WebSocket)."""
+        conn = self.upstream
+        conn.tunnel_to = self.client
+        self.client.tunnel = conn
+        self.client.exchange = None
+        self._finish(False, keep_upstream=True)
+        self.client.transport.resume_reading()
+
+    # -- endings ----------------------------------------------------------------------------------
+    def _finish(self, reuse: bool, keep_upstream: bool = False) -> None:
+        self.finished = True
+        self.total_timer.cancel()
+        backend = self.backend
+        backend.active -= 1
+        backend.requests += 1
+        elapsed = time.monotonic() - self.started
+        backend.latency.add(elapsed * 1000)
+        backend.passive(self.status < 500 or self.status == 0 and not self.head_sent)
+        conn = self.upstream
+        if conn is not None and not keep_upstream:
+            conn.exchange = None
+            conn.cancel_read_timeout()
+            if reuse and len(backend.idle) < 256 and not self.proxy.stopping:
+                backend.idle.append(conn)
+            else:
+                conn.close()
+        self.proxy.record(self.req, backend, self.status or 502, self.pool.config.name, elapsed)
+
+    def fail(self, status: int, text: str) -> None:
+        """The upstream failed: 502/504 if nothing was sent yet, else cut the client connection."""
+        if self.finished:
+            return
+        self.status = status
+        self._finish(False)
+        if self.backend is not None and status in (502, 504):
+            self.backend.passive(False)
+        if self.head_sent or self.client.closed:
+            self.client.transport.close()
+            return
+        self.client.transport.write(simple_response(status, text, close=not self.body_done))
+        if self.body_done:
+            self.client.exchange_done(self.req.keep_alive)
+        else:
+            self.client.transport.close()
+
+    def upstream_lost(self) -> None:
+        if not self.finished:
+            self.fail(502, f"bad gateway: {self.backend.address} closed the connection")
+
+    def read_timeout(self) -> None:
+        if not self.finished:
+            self.fail(504, f"gateway timeout: {self.backend.address} sent nothing for "
+                           f"{self.proxy.config.timeouts.read:g} s")
+
+    def _total_timeout(self) -> None:
+        if not self.finished:
+            self.fail(504, f"gateway timeout: the request took longer than {self.proxy.config.timeouts.total:g} s")
+
+    def client_gone(self) -> None:
+        if not self.finished:
+            self.status = self.status or 499
+            self._finish(False)
+
+    def abort(self) -> None:
+        if not self.finished:
+            self._finish(False)
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """A connection to a backend; parses responses for whichever exchange holds it."""
+
+    def __init__(self, backend: BackendState):
+        self.backend = backend
+        self.transport: asyncio.Transport | None = None
+        self.exchange: Exchange | None = None
+        self.tunnel_to: ClientConnection | None = None
+        self.parser = None
+        self.head_only = False
+        self.closed = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.timeout = 30.0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._reason = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def alive(self) -> bool:
+        return not self.closed and self.transport is not None and not self.transport.is_closing()
+
+    def start_response(self, head_only: bool) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.head_only = head_only
+        self._headers = []
+
+    def arm_read_timeout(self, seconds: float) -> None:
+        self.timeout = seconds
+        self._rearm()
+
+    def _rearm(self) -> None:
+        if self.timer:
+            self.timer.cancel()
+        if self.exchange is not None:
+            self.timer = asyncio.get_running_loop().call_later(self.timeout, self.exchange.read_timeout)
+
+    def cancel_read_timeout(self) -> None:
+        if self.timer:
+            self.timer.cancel()
+            self.timer = None
+
+    def close(self) -> None:
+        self.closed = True
+        self.cancel_read_timeout()
+        if self.transport is not None:
+            self.transport.close()
+
+    def pause_writing(self) -> None:
+        peer = self.tunnel_to or (self.exchange.client if self.exchange else None)
+        if peer is not None and peer.transport:
+            peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        peer = self.tunnel_to or (self.exchange.client if self.exchange else None)
+        if peer is not None and peer.transport:
+            peer.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel_to is not None:
+            self.tunnel_to.transport.write(data)
+            return
+        if self.exchange is None or self.parser is None:
+            self.close()            # bytes nobody asked for: this connection is not reusable
+            return
+        self._rearm()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0] if exc.args else len(data)
+            exchange = self.exchange
+            if exchange is not None and exchange.status == 101:
+                exchange.start_tunnel()
+                if data[offset:]:
+                    self.tunnel_to.transport.write(data[offset:])
+        except httptools.HttpParserError:
+            if self.exchange is not None:
+                self.exchange.fail(502, f"bad gateway: {self.backend.address} sent an invalid response")
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.cancel_read_timeout()
+        if self.tunnel_to is not None:
+            self.tunnel_to.transport.close()
+        elif self.exchange is not None:
+            if self.parser is not None and self._until_close():
+                self.exchange.response_done(False)
+            else:
+                self.exchange.upstream_lost()
+
+    def _until_close(self) -> bool:
+        ex = self.exchange
+        return ex.head_sent and ex.response_close
+
+    # httptools callbacks
+    def on_status(self, status: bytes) -> None:
+        self._reason = status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        status = parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self._headers = []              # an interim response: not forwarded, wait for the final one
+            return
+        headers = self._headers
+        te = next((v for n, v in headers if n.lower() == b"transfer-encoding"), b"")
+        chunked = b"chunked" in te.lower()
+        has_length = any(n.lower() == b"content-length" for n, _ in headers)
+        self.exchange.response_head(status, self._reason, headers, chunked, has_length, parser.should_keep_alive())
+        if self.head_only:
+            # a HEAD response has headers only, whatever Content-Length says
+            exchange = self.exchange
+            self.parser = None
+            exchange.response_done(parser.should_keep_alive())
+
+    def on_body(self, body: bytes) -> None:
+        if self.exchange is not None:
+            self.exchange.response_body(body)
+
+    def on_message_complete(self) -> None:
+        ex = self.exchange
+        if ex is not None and self.parser is not None and ex.status and not 100 <= ex.status < 200:
+            ex.response_done(self.parser.should_keep_alive())

@@ -1,0 +1,181 @@
+"""Running the proxy: listeners (plain or TLS, SO_REUSEPORT), the admin API, reloads and draining."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import ssl
+
+from aiohttp import web
+
+from gslb.errors import ConfigError
+from gslb.proxy.admin import make_admin_app
+from gslb.proxy.config import Listener, ProxyConfig, load_proxy_config
+from gslb.proxy.core import Proxy
+from gslb.proxy.http import ClientConnection
+
+log = logging.getLogger("gslb.proxy")
+
+
+def tls_context(listener: Listener) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(listener.cert, listener.key)
+    return ctx
+
+
+def bind(listener: Listener) -> socket.socket:
+    """A listening socket with SO_REUSEPORT, so several worker processes can share the port."""
+    family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((listener.host, listener.port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+class ProxyServer:
+    """One process of `gslb proxy`."""
+
+    def __init__(self, config: ProxyConfig, sockets: list[socket.socket] | None = None, admin: bool = True):
+        self.config = config
+        self.proxy = Proxy(config)
+        self.sockets = sockets
+        self.with_admin = admin
+        self.servers: list[asyncio.Server] = []
+        self.admin_runner: web.AppRunner | None = None
+        self.admin_address: tuple[str, int] | None = None
+        self.addresses: list[tuple[str, int]] = []
+        self._watch: asyncio.Task | None = None
+        self._stamp = self._mtime()
+
+    def _mtime(self) -> float | None:
+        try:
+            return os.stat(self.config.file).st_mtime
+        except OSError:
+            return None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        socks = self.sockets or [bind(listener) for listener in self.config.listen]
+        for listener, sock in zip(self.config.listen, socks):
+            tls = tls_context(listener) if listener.cert else None
+            server = await loop.create_server(lambda tls=tls: ClientConnection(self.proxy, tls is not None),
+                                              sock=sock, ssl=tls)
+            self.servers.append(server)
+            self.addresses.append(sock.getsockname()[:2])
+            log.info("proxy listening on %s:%d%s", *sock.getsockname()[:2], " (tls)" if tls else "")
+        self.proxy.start_checks()
+        if self.with_admin:
+            self.admin_runner = web.AppRunner(make_admin_app(lambda: self.proxy), access_log=None)
+            await self.admin_runner.setup()
+            site = web.TCPSite(self.admin_runner, *self.config.admin)
+            await site.start()
+            self.admin_address = site._server.sockets[0].getsockname()[:2]
+            log.info("proxy admin on http://%s:%d", *self.admin_address)
+        self._watch = asyncio.create_task(self._watch_file())
+
+    async def reload(self) -> bool:
+        """Load the config file again; a broken file keeps the running config (every problem logged)."""
+        try:
+            config = load_proxy_config(self.config.file)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("%s", problem)
+            log.error("proxy config %s not reloaded: keeping the running config", self.config.file)
+            return False
+        if config.listen != self.config.listen or config.admin != self.config.admin:
+            log.warning("listen/admin changes need a restart; other changes applied")
+        self.config = config
+        await self.proxy.reload(config)
+        log.info("proxy config reloaded from %s", config.file)
+        return True
+
+    async def _watch_file(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            stamp = self._mtime()
+            if stamp != self._stamp:
+                self._stamp = stamp
+                await self.reload()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let requests in flight finish (up to drain_timeout), then close everything."""
+        self.proxy.stopping = True
+        if self._watch:
+            self._watch.cancel()
+        for server in self.servers:
+            server.close()
+        deadline = asyncio.get_running_loop().time() + self.config.drain_timeout
+        while any(c.exchange is not None for c in self.proxy.connections):
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("drain_timeout: closing %d connections with requests in flight",
+                            sum(1 for c in self.proxy.connections if c.exchange is not None))
+                break
+            await asyncio.sleep(0.05)
+        for conn in list(self.proxy.connections):
+            if conn.transport:
+                conn.transport.close()
+        for pool in self.proxy.pools.values():
+            for backend in pool.backends:
+                backend.close_idle()
+        await self.proxy.stop_checks()
+        if self.admin_runner:
+            await self.admin_runner.cleanup()
+
+
+async def serve(config: ProxyConfig, sockets: list[socket.socket] | None = None, admin: bool = True) -> int:
+    """Run until SIGTERM/SIGINT; SIGHUP reloads."""
+    server = ProxyServer(config, sockets, admin)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(server.reload()))
+    await stop.wait()
+    log.info("draining (up to %g s)", config.drain_timeout)
+    await server.shutdown()
+    return 0
+
+
+def run(config_path: str, workers: int = 1) -> int:
+    """`gslb proxy`: one process, or `workers` processes sharing the listeners with SO_REUSEPORT."""
+    try:
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    try:
+        config = load_proxy_config(config_path)
+    except ConfigError as exc:
+        print(exc)
+        return 1
+    if workers <= 1:
+        return asyncio.run(serve(config))
+    children = []
+    for index in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            with contextlib.suppress(KeyboardInterrupt):
+                os._exit(asyncio.run(serve(config, admin=index == 0)))
+        children.append(pid)
+
+    def forward(sig, _frame):
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    status = 0
+    for pid in children:
+        _, code = os.waitpid(pid, 0)
+        status = status or os.waitstatus_to_exitcode(code)
+    return status

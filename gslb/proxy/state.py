@@ -1,0 +1,144 @@
+"""Runtime state of upstream pools and backends: health (active and passive), draining, slow start,
+active requests, latency, idle keep-alive connections. Active checks use the shared gslb.health code."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+import time
+from collections import deque
+
+from gslb.config.model import Check, Target
+from gslb.health.checks import make_session, probe
+from gslb.health.state import Ewma, RiseFall
+from gslb.proxy.config import Backend, UpstreamPool
+
+log = logging.getLogger("gslb.proxy")
+MAX_IDLE = 256
+
+
+class BackendState:
+    """One backend as the proxy sees it now."""
+
+    def __init__(self, config: Backend, pool: UpstreamPool):
+        self.config = config
+        self.pool = pool
+        self.address = config.address
+        self.drain = config.drain
+        self.active = 0
+        self.requests = 0
+        self.latency = Ewma(alpha=0.3)
+        check = pool.check
+        self.health = RiseFall(check.rise, check.fall) if check else None
+        self.up_since = time.monotonic()
+        self.failures = 0                 # consecutive 5xx / connection failures (passive check)
+        self.ejected_until = 0.0
+        self.ejections = 0
+        self.idle: deque = deque()        # idle upstream connections (keep-alive)
+
+    @property
+    def healthy(self) -> bool:
+        if time.monotonic() < self.ejected_until:
+            return False
+        return self.health is None or self.health.state != "down"
+
+    def usable(self) -> bool:
+        limit = self.config.max_connections
+        return self.healthy and not self.drain and self.config.weight > 0 and (not limit or self.active < limit)
+
+    def effective_weight(self) -> float:
+        """The weight, ramped up linearly over `slow_start` seconds after the backend came (back) up."""
+        weight = float(self.config.weight)
+        ramp = self.pool.slow_start
+        if ramp > 0:
+            age = time.monotonic() - self.up_since
+            if age < ramp:
+                weight *= max(0.1, age / ramp)
+        return weight
+
+    def passive(self, ok: bool) -> None:
+        """Outlier detection: consecutive failures eject the backend; active checks bring it back."""
+        if ok:
+            self.failures = 0
+            return
+        self.failures += 1
+        if self.failures >= self.pool.outlier.failures and time.monotonic() >= self.ejected_until:
+            self.ejected_until = time.monotonic() + self.pool.outlier.ejection
+            self.ejections += 1
+            self.failures = 0
+            if self.health is not None:
+                self.health.state = "down"          # must pass `rise` active checks to return
+            log.warning("backend %s ejected for %.0f s after %d consecutive failures", self.address,
+                        self.pool.outlier.ejection, self.pool.outlier.failures)
+
+    def close_idle(self) -> None:
+        while self.idle:
+            self.idle.pop().close()
+
+
+class PoolState:
+    """A pool's backends, its balancer and its active health checks."""
+
+    def __init__(self, config: UpstreamPool, previous: PoolState | None = None):
+        from gslb.proxy.balancers import make_balancer  # balancers import this module for BackendState
+        self.config = config
+        old = {b.address: b for b in previous.backends} if previous else {}
+        self.backends = []
+        for backend in config.backends:
+            state = BackendState(backend, config)
+            kept = old.get(backend.address)
+            if kept is not None:        # a reload keeps what was learned about an unchanged backend
+                state.health, state.latency, state.idle = kept.health, kept.latency, kept.idle
+                state.active, state.up_since, state.ejected_until = kept.active, kept.up_since, kept.ejected_until
+                if previous is not None and kept.drain != kept.config.drain:
+                    state.drain = kept.drain  # an admin drain outlives a reload
+            self.backends.append(state)
+        self.by_address = {b.address: b for b in self.backends}
+        self.balancer = make_balancer(config.algorithm, config.hash)
+        self._tasks: list[asyncio.Task] = []
+
+    def usable(self) -> list[BackendState]:
+        return [b for b in self.backends if b.usable()]
+
+    def healthy_count(self) -> int:
+        return sum(1 for b in self.backends if b.healthy and not b.drain and b.config.weight > 0)
+
+    def start_checks(self) -> None:
+        if self.config.check is None:
+            return
+        session = make_session()
+        self._session = session
+        for backend in self.backends:
+            self._tasks.append(asyncio.create_task(self._check_loop(backend, session)))
+
+    async def _check_loop(self, backend: BackendState, session) -> None:
+        check = self.config.check
+        target = Target(backend.config.host, _with_port(check, backend.config.port))
+        await asyncio.sleep(random.uniform(0, check.interval))
+        while True:
+            started = time.monotonic()
+            if time.monotonic() >= backend.ejected_until:
+                result = await probe(target, session=session)
+                before = backend.health.state
+                if backend.health.observe(result.ok):
+                    if backend.health.state == "up":
+                        backend.up_since = time.monotonic()
+                    log.warning("backend %s %s -> %s%s", backend.address, before, backend.health.state,
+                                f" ({result.error})" if result.error else "")
+            await asyncio.sleep(max(0.0, check.interval - (time.monotonic() - started)))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if getattr(self, "_session", None) is not None:
+            await self._session.close()
+
+
+def _with_port(check: Check, port: int) -> Check:
+    """A pool check probes each backend on the backend's own port unless the check names one."""
+    return check if check.port is not None else dataclasses.replace(check, port=port)
