@@ -1,0 +1,424 @@
+"""The L7 proxy with real backends and real HTTP clients over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import http.client
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+import aiohttp
+import pytest
+from conftest import REPO
+from httpsite import free_port
+from proxyharness import Backend, ProxyRunner, as_json, config
+
+
+@pytest.fixture
+def backends():
+    made: list[Backend] = []
+
+    def make(*names: str) -> list[Backend]:
+        new = [Backend(n) for n in names]
+        made.extend(new)
+        return new
+
+    yield make
+    for b in made:
+        b.close()
+
+
+@pytest.fixture
+def proxy(tmp_path):
+    runners: list[ProxyRunner] = []
+
+    def make(yaml_text: str) -> ProxyRunner:
+        runner = ProxyRunner(tmp_path, yaml_text)
+        runners.append(runner)
+        return runner
+
+    yield make
+    for r in runners:
+        r.close()
+
+
+def request(px, path: str = "/", method: str = "GET", headers: dict | None = None, body: bytes | None = None,
+            conn: http.client.HTTPConnection | None = None) -> tuple[int, dict, bytes]:
+    own = conn is None
+    conn = conn or http.client.HTTPConnection(px.host, px.port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        if own:
+            conn.close()
+
+
+def names(px, n: int, **kw) -> list[str]:
+    return [request(px, **kw)[2].decode() for _ in range(n)]
+
+
+# -- routing --------------------------------------------------------------------------------------
+
+def test_routes_by_host_wildcard_path_header_and_default(backends, proxy):
+    a, b, c, d = backends("api", "wild", "canaryhdr", "default")
+    pools = (f'  api: {{backends: [{{address: "{a.address}"}}]}}\n  wild: {{backends: [{{address: "{b.address}"}}]}}\n'
+             f'  canary: {{backends: [{{address: "{c.address}"}}]}}\n')
+    routes = ('  - {host: api.example.com, path: /v2/, pool: api}\n  - {host: "*.example.org", pool: wild}\n'
+              '  - {header: "X-Canary: 1", pool: canary}\n  - {default: true, pool: app}\n')
+    px = proxy(config([d], extra_pool=pools, routes=routes))
+    assert request(px, "/v2/x", headers={"Host": "api.example.com"})[2] == b"api"
+    assert request(px, "/v1/x", headers={"Host": "api.example.com"})[2] == b"default"
+    assert request(px, "/", headers={"Host": "www.example.org:8080"})[2] == b"wild"
+    assert request(px, "/", headers={"Host": "x.test", "X-Canary": "1"})[2] == b"canaryhdr"
+    assert request(px, "/", headers={"Host": "x.test"})[2] == b"default"
+
+
+def test_no_matching_route_is_404_and_no_backend_is_503(backends, proxy):
+    (a,) = backends("a")
+    px = proxy(config([a], routes="  - {host: only.example.com, pool: app}\n"))
+    status, _, body = request(px, "/", headers={"Host": "other.example.com"})
+    assert status == 404 and body == b"no route for this request\n"
+    a.stop()
+    px2 = proxy(config([a], extra_pool="    check: {path: /healthz, interval: 0.2, fall: 1, rise: 1}\n"))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and px2.server.proxy.pools["app"].healthy_count():
+        time.sleep(0.05)
+    started = time.monotonic()
+    status, _, body = request(px2, "/")
+    assert status == 503 and body == b"no healthy backend in pool app\n" and time.monotonic() - started < 1
+
+
+# -- algorithms -----------------------------------------------------------------------------------
+
+def test_round_robin_alternates(backends, proxy):
+    a, b = backends("a", "b")
+    px = proxy(config([a, b]))
+    got = names(px, 6)
+    assert sorted(Counter(got).values()) == [3, 3] and all(got[i] != got[i + 1] for i in range(5))
+
+
+def test_smooth_weighted_round_robin_order(backends, proxy):
+    a, b, c = backends("a", "b", "c")
+    text = config([a, b, c], algorithm="weighted_round_robin").replace(
+        f'{{address: "{a.address}"}}', f'{{address: "{a.address}", weight: 5}}')
+    px = proxy(text)
+    assert "".join(names(px, 7)) == "aabacaa"       # nginx's smooth sequence for weights 5, 1, 1
+
+
+def test_least_connections_avoids_the_busy_backend(backends, proxy):
+    slow, fast = backends("slow", "fast")
+    slow.delay = 0.5
+    px = proxy(config([slow, fast], algorithm="least_connections"))
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(request(px)[2].decode())) for _ in range(10)]
+    for t in threads:
+        t.start()
+        time.sleep(0.03)
+    for t in threads:
+        t.join()
+    assert Counter(results)["fast"] >= 8
+
+
+def test_ewma_prefers_the_faster_backend(backends, proxy):
+    slow, fast = backends("slow", "fast")
+    slow.delay = 0.05
+    px = proxy(config([slow, fast], algorithm="ewma"))
+    got = Counter(names(px, 40))
+    assert got["fast"] >= 30
+
+
+def test_ip_hash_keeps_a_client_on_one_backend(backends, proxy):
+    a, b, c = backends("a", "b", "c")
+    px = proxy(config([a, b, c], algorithm="ip_hash"))
+    assert len(set(names(px, 10))) == 1
+
+
+def test_consistent_hash_on_a_header(backends, proxy):
+    a, b, c = backends("a", "b", "c")
+    px = proxy(config([a, b, c], algorithm="consistent_hash", extra_pool="    hash: header:X-User\n"))
+    by_user = {u: request(px, headers={"X-User": f"user{u}"})[2] for u in range(30)}
+    assert all(request(px, headers={"X-User": f"user{u}"})[2] == n for u, n in by_user.items())
+    assert len(set(by_user.values())) == 3
+
+
+def test_canary_split_follows_weights(backends, proxy):
+    stable, canary = backends("stable", "canary")
+    pools = f'  canary: {{backends: [{{address: "{canary.address}"}}]}}\n'
+    routes = "  - {default: true, pools: [{pool: app, weight: 90}, {pool: canary, weight: 10}]}\n"
+    px = proxy(config([stable], extra_pool=pools, routes=routes))
+    got = Counter(names(px, 400))
+    assert 15 <= got["canary"] <= 70 and got["stable"] + got["canary"] == 400
+
+
+# -- health ---------------------------------------------------------------------------------------
+
+def test_active_checks_remove_and_restore_a_backend(backends, proxy):
+    a, b = backends("a", "b")
+    px = proxy(config([a, b], extra_pool="    check: {path: /healthz, interval: 0.2, rise: 2, fall: 2}\n"))
+    a.health_status = 503
+    time.sleep(1.0)
+    assert set(names(px, 6)) == {"b"}
+    body = fetch(px.admin_url + "/v1/backends")
+    states = {x["address"]: x["state"] for x in as_json(body)["pools"]["app"]["backends"]}
+    assert states == {a.address: "down", b.address: "up"}
+    a.health_status = 200
+    time.sleep(1.0)
+    assert set(names(px, 6)) == {"a", "b"}
+
+
+def test_healthz_reports_a_pool_without_healthy_backends(backends, proxy):
+    (a,) = backends("a")
+    px = proxy(config([a], extra_pool="    check: {path: /healthz, interval: 0.2, rise: 1, fall: 1}\n"))
+    assert http_status(px.admin_url + "/healthz") == 200
+    a.health_status = 500
+    time.sleep(0.8)
+    assert http_status(px.admin_url + "/healthz") == 503
+
+
+def test_passive_ejection_after_consecutive_5xx(backends, proxy):
+    bad, good = backends("bad", "good")
+    bad.status = 500
+    px = proxy(config([bad, good], extra_pool="    outlier: {failures: 3, ejection: 30}\n"))
+    first = names(px, 6)
+    assert first.count("bad") == 3
+    assert set(names(px, 6)) == {"good"}
+
+
+# -- sticky sessions ------------------------------------------------------------------------------
+
+def test_sticky_cookie_pins_and_repins(backends, proxy):
+    a, b = backends("a", "b")
+    px = proxy(config([a, b], extra_pool="    sticky: {cookie: GSLBSTICKY, ttl: 60}\n"))
+    _, headers, body = request(px)
+    cookie = headers["set-cookie"].split(";")[0]
+    assert cookie.startswith("GSLBSTICKY=") and "Max-Age=60" in headers["set-cookie"]
+    assert set(names(px, 6, headers={"Cookie": cookie})) == {body.decode()}
+    tampered = cookie.replace(body.decode() == "a" and a.address or b.address,
+                              body.decode() == "a" and b.address or a.address)
+    _, h2, _ = request(px, headers={"Cookie": tampered})
+    assert "set-cookie" in h2                       # a forged pin is not honoured: a new pin is issued
+    pinned = a if body == b"a" else b
+    assert http_status(px.admin_url + f"/v1/backends/{pinned.address}/drain", method="POST", token="tok") == 200
+    status, h3, other = request(px, headers={"Cookie": cookie})
+    assert status == 200 and other != body and "set-cookie" in h3
+
+
+# -- lifecycle ------------------------------------------------------------------------------------
+
+def test_reload_applies_new_routes_and_keeps_old_config_when_broken(backends, proxy, caplog):
+    a, b = backends("a", "b")
+    text = config([a])
+    px = proxy(text)
+    assert request(px)[2] == b"a"
+    assert px.reload(text.replace(a.address, b.address))
+    assert request(px)[2] == b"b"
+    assert not px.reload(text.replace("algorithm: round_robin", "algorithm: fastest"))
+    assert f"{px.path}:7: pool 'app': algorithm 'fastest'" in caplog.text
+    assert request(px)[2] == b"b"
+
+
+def test_drain_admin_needs_token_and_inflight_requests_finish(backends, proxy):
+    a, b = backends("a", "b")
+    a.delay = 0.6
+    px = proxy(config([a, b]))
+    assert http_status(px.admin_url + f"/v1/backends/{a.address}/drain", method="POST") == 401
+    results = []
+    thread = threading.Thread(target=lambda: results.extend(names(px, 2)))
+    thread.start()
+    time.sleep(0.2)                                  # one request is now in flight on a (slow)
+    assert http_status(px.admin_url + f"/v1/backends/{a.address}/drain", method="POST", token="tok") == 200
+    assert set(names(px, 4)) == {"b"}
+    thread.join()
+    assert "a" in results                            # the in-flight request on a finished
+
+
+def test_shutdown_waits_for_requests_in_flight(backends, tmp_path):
+    (a,) = backends("a")
+    a.delay = 0.5
+    px = ProxyRunner(tmp_path, config([a]))
+    results = []
+    thread = threading.Thread(target=lambda: results.append(request(px)))
+    thread.start()
+    time.sleep(0.15)
+    px.close()
+    thread.join()
+    assert results[0][0] == 200 and results[0][2] == b"a"
+    with pytest.raises(OSError):
+        socket.create_connection((px.host, px.port), timeout=1).close()
+
+
+# -- proxying correctly -----------------------------------------------------------------------------
+
+def test_headers_forwarded_and_hop_by_hop_removed(backends, proxy):
+    (a,) = backends("a")
+    px = proxy(config([a]))
+    _, headers, body = request(px, "/headers", headers={"Host": "shop.example.com", "X-Forwarded-For": "203.0.113.9",
+                                                        "X-Request-ID": "abc123", "Keep-Alive": "timeout=5",
+                                                        "Proxy-Connection": "keep-alive", "TE": "trailers"})
+    seen = {k.lower(): v for k, v in as_json(body)["headers"].items()}
+    assert seen["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
+    assert seen["x-forwarded-proto"] == "http" and seen["x-forwarded-host"] == "shop.example.com"
+    assert seen["x-request-id"] == "abc123" and headers["x-request-id"] == "abc123"
+    assert "keep-alive" not in seen and "proxy-connection" not in seen and "te" not in seen
+    _, headers, body = request(px, "/headers")
+    generated = as_json(body)["headers"]["X-Request-ID"]
+    assert len(generated) == 16 and headers["x-request-id"] == generated
+
+
+def test_large_bodies_stream_both_ways(backends, proxy):
+    (a,) = backends("a")
+    px = proxy(config([a]))
+    size = 30 * 1024 * 1024
+    _, _, body = request(px, f"/big/{size}")
+    assert len(body) == size
+    payload = os.urandom(8 * 1024 * 1024)
+
+    def chunks():
+        for i in range(0, len(payload), 1 << 20):
+            yield payload[i:i + (1 << 20)]
+
+    conn = http.client.HTTPConnection(px.host, px.port, timeout=20)
+    conn.request("POST", "/echo", body=chunks(), encode_chunked=True, headers={"Transfer-Encoding": "chunked"})
+    result = json.loads(conn.getresponse().read())
+    conn.close()
+    assert result == {"length": len(payload), "sha256": hashlib.sha256(payload).hexdigest(), "backend": "a"}
+
+
+def test_keep_alive_to_the_client_and_upstream_reuse(backends, proxy):
+    (a,) = backends("a")
+    px = proxy(config([a]))
+    conn = http.client.HTTPConnection(px.host, px.port, timeout=5)
+    for _ in range(20):
+        assert request(px, conn=conn)[2] == b"a"
+    conn.close()
+    assert len(px.server.proxy.pools["app"].backends[0].idle) == 1
+
+
+def test_websocket_upgrade_both_ways(backends, proxy):
+    (a,) = backends("a")
+    px = proxy(config([a]))
+
+    async def talk() -> list[str]:
+        async with aiohttp.ClientSession() as session, session.ws_connect(f"{px.url}/ws") as ws:
+            got = [(await ws.receive()).data]
+            await ws.send_str("ping")
+            got.append((await ws.receive()).data)
+            return got
+
+    assert asyncio.run(talk()) == ["hello from a", "echo ping"]
+
+
+def test_read_timeout_is_504_and_failed_connect_retries_idempotent_requests(backends, proxy):
+    slow, good = backends("slow", "good")
+    slow.delay = 2
+    px = proxy(config([slow], top="timeouts: {read: 0.3}\n"))
+    status, _, body = request(px)
+    assert status == 504 and b"sent nothing for 0.3 s" in body
+    dead = f"127.0.0.1:{free_port()}"
+    px2 = proxy(config([good]).replace(f'[{{address: "{good.address}"}}]',
+                                       f'[{{address: "{dead}"}}, {{address: "{good.address}"}}]'))
+    assert {request(px2)[2] for _ in range(4)} == {b"good"}           # GET retried on the other backend
+    statuses = Counter(request(px2, "/", method="POST", body=b"x")[0] for _ in range(4))
+    assert statuses[502] >= 1 and statuses[200] >= 1                   # POST is not retried
+
+
+def test_limits_headers_body_rate_and_connections(backends, proxy):
+    (a,) = backends("a")
+    px = proxy(config([a], top="limits: {max_header_size: 2048, max_body_size: 1000}\n"
+                               "rate_limit: {rate: 1, burst: 5}\n"))
+    assert request(px, headers={"X-Big": "z" * 4000})[0] == 431
+    assert request(px, "/echo", method="POST", body=b"z" * 2000)[0] == 413
+    statuses = Counter(request(px)[0] for _ in range(8))
+    assert statuses[429] >= 2 and statuses[200] <= 5
+
+
+def test_tls_listener(backends, tmp_path, proxy):
+    (a,) = backends("a")
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
+    port = free_port()
+    text = config([a]).replace("listen: [", f'listen: [{{address: "127.0.0.1:{port}", tls: {{cert: {cert}, key: {key}}}}}, ', 1)
+    proxy(text)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=5)
+    conn.request("GET", "/headers")
+    body = json.loads(conn.getresponse().read())
+    assert body["headers"]["X-Forwarded-Proto"] == "https" and conn.sock.version() in ("TLSv1.2", "TLSv1.3")
+
+
+def test_metrics_count_requests(backends, proxy):
+    (a,) = backends("a")
+    px = proxy(config([a]))
+    names(px, 3)
+    text = fetch(px.admin_url + "/metrics")
+    assert f'gslb_proxy_requests_total{{pool="app",backend="{a.address}",status="200"}} 3' in text
+    assert 'gslb_proxy_request_seconds_count{pool="app"} 3' in text
+    assert f'gslb_proxy_backend_up{{pool="app",backend="{a.address}"}} 1' in text
+
+
+def test_workers_share_the_port(backends, tmp_path):
+    a, b = backends("a", "b")
+    path = tmp_path / "w.yaml"
+    text = config([a, b])
+    path.write_text(text)
+    port = int(text.split("127.0.0.1:")[1].split("]")[0])
+    proc = subprocess.Popen([sys.executable, "-m", "gslb", "proxy", "--config", str(path), "--workers", "2"],
+                            cwd=REPO, env=dict(os.environ, GSLB_LOG_LEVEL="WARNING"))
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        got = set()
+        for _ in range(20):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/")
+            got.add(conn.getresponse().read())
+            conn.close()
+        assert got == {b"a", b"b"}
+        pids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=False).stdout.split()
+        assert len(pids) == 2
+    finally:
+        proc.terminate()
+        assert proc.wait(15) == 0
+
+
+# -- small helpers ----------------------------------------------------------------------------------
+
+def fetch(url: str) -> str:
+    conn, path = _conn(url)
+    conn.request("GET", path)
+    text = conn.getresponse().read().decode()
+    conn.close()
+    return text
+
+
+def _conn(url: str) -> tuple[http.client.HTTPConnection, str]:
+    rest = url.split("://", 1)[1]
+    hostport, _, path = rest.partition("/")
+    host, port = hostport.rsplit(":", 1)
+    return http.client.HTTPConnection(host, int(port), timeout=5), "/" + path
+
+
+def http_status(url: str, method: str = "GET", token: str | None = None) -> int:
+    conn, path = _conn(url)
+    conn.request(method, path, headers={"Authorization": f"Bearer {token}"} if token else {})
+    status = conn.getresponse().status
+    conn.close()
+    return status
