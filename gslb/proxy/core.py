@@ -3,6 +3,7 @@ retry budget, metrics. The wire lives in http.py, the admin API in admin.py."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -61,6 +62,7 @@ class Proxy:
         self.config = config
         self.pools = {name: PoolState(p) for name, p in config.pools.items()}
         self.connections: set[ClientConnection] = set()
+        self.inflight: set[Exchange] = set()
         self.stopping = False
         self.retry_budget = RetryBudget()
         self.buckets: dict[str, TokenBucket] = {}
@@ -69,6 +71,21 @@ class Proxy:
         self.latency_sum: dict[str, float] = defaultdict(float)
 
     # -- lifecycle --------------------------------------------------------------------------------
+    async def sweep(self) -> None:
+        """Timeouts without a timer per request: read/total deadlines every 0.1 s, idle clients every 1 s."""
+        tick = 0
+        while True:
+            await asyncio.sleep(0.1)
+            now = time.monotonic()
+            for exchange in list(self.inflight):
+                exchange.check_deadlines(now)
+            tick += 1
+            if tick % 10 == 0:
+                idle = self.config.timeouts.idle
+                for conn in list(self.connections):
+                    if conn.idle_for(now) > idle and conn.transport is not None:
+                        conn.transport.close()
+
     def start_checks(self) -> None:
         for pool in self.pools.values():
             pool.start_checks()

@@ -104,8 +104,7 @@ class ClientConnection(asyncio.Protocol):
         self.header_bytes = 0
         self.body_bytes = 0
         self.closed = False
-        self.idle_timer: asyncio.TimerHandle | None = None
-        self._name = b""
+        self.idle_since = time.monotonic()     # the proxy's sweep closes connections idle too long
 
     # -- connection -------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -113,26 +112,18 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else "?"
         self.proxy.connections.add(self)
-        self._arm_idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.proxy.connections.discard(self)
-        if self.idle_timer:
-            self.idle_timer.cancel()
         if self.exchange is not None:
             self.exchange.client_gone()
         if self.tunnel is not None:
             self.tunnel.close()
 
-    def _arm_idle(self) -> None:
-        if self.idle_timer:
-            self.idle_timer.cancel()
-        self.idle_timer = asyncio.get_running_loop().call_later(self.proxy.config.timeouts.idle, self._idle)
-
-    def _idle(self) -> None:
-        if self.exchange is None and self.transport is not None:
-            self.transport.close()
+    def idle_for(self, now: float) -> float:
+        """Seconds without a request in flight (0 while one is)."""
+        return 0.0 if self.exchange is not None or self.request is not None else now - self.idle_since
 
     def pause_writing(self) -> None:
         if self.exchange and self.exchange.upstream and self.exchange.upstream.transport:
@@ -177,8 +168,6 @@ class ClientConnection(asyncio.Protocol):
         self.request = Request(self.client)
         self.header_bytes = 0
         self.body_bytes = 0
-        if self.idle_timer:
-            self.idle_timer.cancel()
 
     def on_url(self, url: bytes) -> None:
         self.request.url += url
@@ -235,7 +224,7 @@ class ClientConnection(asyncio.Protocol):
         if not keep_alive:
             self.transport.close()
             return
-        self._arm_idle()
+        self.idle_since = time.monotonic()
         self.transport.resume_reading()
 
 
@@ -255,8 +244,9 @@ class Exchange:
         self.attempts = 0
         self.response_chunked = False
         self.response_close = False
-        self.started = time.monotonic()
-        self.total_timer = asyncio.get_running_loop().call_later(proxy.config.timeouts.total, self._total_timeout)
+        self.started = self.activity = time.monotonic()
+        self.batch: list[bytes] | None = None   # client writes collected while one upstream read is parsed
+        proxy.inflight.add(self)
         self.request_id = req.header("x-request-id") or os.urandom(8).hex()
         backend.active += 1
         self._connect()
@@ -342,7 +332,7 @@ class Exchange:
         self.pending = []
         if self.body_done and self.req.chunked:
             conn.transport.write(b"0\r\n\r\n")
-        conn.arm_read_timeout(self.proxy.config.timeouts.read)
+        self.activity = time.monotonic()
 
     def request_body(self, data: bytes) -> None:
         piece = chunk(data) if self.req.chunked else data
@@ -385,24 +375,38 @@ class Exchange:
         if self.set_cookie:
             lines.append(self.set_cookie)
         lines.append(b"X-Request-ID: " + self.request_id.encode() + b"\r\n\r\n")
-        self.client.transport.write(b"".join(lines))
+        self._to_client(b"".join(lines))
         self.head_sent = True
+
+    def _to_client(self, data: bytes) -> None:
+        if self.batch is not None:
+            self.batch.append(data)
+        elif not self.client.closed:
+            self.client.transport.write(data)
+
+    def flush(self) -> None:
+        """Write what one upstream read produced in one call: fewer system calls per response."""
+        batch, self.batch = self.batch, None
+        if batch and not self.client.closed:
+            self.client.transport.write(b"".join(batch))
 
     def response_body(self, data: bytes) -> None:
         if not self.client.closed:
-            self.client.transport.write(chunk(data) if self.response_chunked else data)
+            self._to_client(chunk(data) if self.response_chunked else data)
 
     def response_done(self, upstream_keep_alive: bool) -> None:
         if self.finished:
             return
         if self.response_chunked and not self.client.closed:
-            self.client.transport.write(b"0\r\n\r\n")
+            self._to_client(b"0\r\n\r\n")
+        self.flush()
         reuse = upstream_keep_alive and self.body_done and not self.response_close
         self._finish(reuse)
         self.client.exchange_done(self.req.keep_alive and not self.response_close and not self.proxy.stopping)
 
     def start_tunnel(self) -> None:
         """101 Switching Protocols: from now on bytes flow both ways untouched (WebSocket)."""
+        self.flush()
         conn = self.upstream
         conn.tunnel_to = self.client
         self.client.tunnel = conn
@@ -413,7 +417,7 @@ class Exchange:
     # -- endings ----------------------------------------------------------------------------------
     def _finish(self, reuse: bool, keep_upstream: bool = False) -> None:
         self.finished = True
-        self.total_timer.cancel()
+        self.proxy.inflight.discard(self)
         backend = self.backend
         backend.active -= 1
         backend.requests += 1
@@ -423,7 +427,6 @@ class Exchange:
         conn = self.upstream
         if conn is not None and not keep_upstream:
             conn.exchange = None
-            conn.cancel_read_timeout()
             if reuse and len(backend.idle) < 256 and not self.proxy.stopping:
                 backend.idle.append(conn)
             else:
@@ -435,6 +438,7 @@ class Exchange:
         if self.finished:
             return
         self.status = status
+        self.batch = None
         self._finish(False)
         if self.backend is not None and status in (502, 504):
             self.backend.passive(False)
@@ -451,14 +455,13 @@ class Exchange:
         if not self.finished:
             self.fail(502, f"bad gateway: {self.backend.address} closed the connection")
 
-    def read_timeout(self) -> None:
-        if not self.finished:
-            self.fail(504, f"gateway timeout: {self.backend.address} sent nothing for "
-                           f"{self.proxy.config.timeouts.read:g} s")
-
-    def _total_timeout(self) -> None:
-        if not self.finished:
-            self.fail(504, f"gateway timeout: the request took longer than {self.proxy.config.timeouts.total:g} s")
+    def check_deadlines(self, now: float) -> None:
+        """Called by the proxy's sweep: 504 when the backend is silent too long or the request too slow."""
+        timeouts = self.proxy.config.timeouts
+        if self.upstream is not None and now - self.activity > timeouts.read:
+            self.fail(504, f"gateway timeout: {self.backend.address} sent nothing for {timeouts.read:g} s")
+        elif now - self.started > timeouts.total:
+            self.fail(504, f"gateway timeout: the request took longer than {timeouts.total:g} s")
 
     def client_gone(self) -> None:
         if not self.finished:
@@ -481,8 +484,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.parser = None
         self.head_only = False
         self.closed = False
-        self.timer: asyncio.TimerHandle | None = None
-        self.timeout = 30.0
         self._headers: list[tuple[bytes, bytes]] = []
         self._reason = b""
 
@@ -497,24 +498,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_only = head_only
         self._headers = []
 
-    def arm_read_timeout(self, seconds: float) -> None:
-        self.timeout = seconds
-        self._rearm()
-
-    def _rearm(self) -> None:
-        if self.timer:
-            self.timer.cancel()
-        if self.exchange is not None:
-            self.timer = asyncio.get_running_loop().call_later(self.timeout, self.exchange.read_timeout)
-
-    def cancel_read_timeout(self) -> None:
-        if self.timer:
-            self.timer.cancel()
-            self.timer = None
-
     def close(self) -> None:
         self.closed = True
-        self.cancel_read_timeout()
         if self.transport is not None:
             self.transport.close()
 
@@ -535,9 +520,12 @@ class UpstreamConnection(asyncio.Protocol):
         if self.exchange is None or self.parser is None:
             self.close()            # bytes nobody asked for: this connection is not reusable
             return
-        self._rearm()
+        exchange = self.exchange
+        exchange.activity = time.monotonic()
+        exchange.batch = []
         try:
             self.parser.feed_data(data)
+            exchange.flush()
         except httptools.HttpParserUpgrade as exc:
             offset = exc.args[0] if exc.args else len(data)
             exchange = self.exchange
@@ -552,7 +540,6 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.cancel_read_timeout()
         if self.tunnel_to is not None:
             self.tunnel_to.transport.close()
         elif self.exchange is not None:

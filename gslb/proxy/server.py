@@ -72,6 +72,7 @@ class ProxyServer:
             self.addresses.append(sock.getsockname()[:2])
             log.info("proxy listening on %s:%d%s", *sock.getsockname()[:2], " (tls)" if tls else "")
         self.proxy.start_checks()
+        self._sweep = asyncio.create_task(self.proxy.sweep())
         if self.with_admin:
             self.admin_runner = web.AppRunner(make_admin_app(lambda: self.proxy), access_log=None)
             await self.admin_runner.setup()
@@ -110,6 +111,7 @@ class ProxyServer:
         self.proxy.stopping = True
         if self._watch:
             self._watch.cancel()
+        self._sweep.cancel()
         for server in self.servers:
             server.close()
         deadline = asyncio.get_running_loop().time() + self.config.drain_timeout
