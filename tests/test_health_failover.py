@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 
 import pytest
+from conftest import REPO
 from httpsite import HttpSite, free_port
 
 A, B = "127.0.0.31", "127.0.0.32"
@@ -94,6 +97,10 @@ def test_health_api_and_operator_override(serve, sites):
     endpoint = health["zones"][0]["pools"][0]["sites"][0]["endpoints"][0]
     assert endpoint["address"] == A and endpoint["override"] == "down" and not endpoint["answered"]
     assert endpoint["regions"]["local"]["rtt_ms"] > 0
+    status = subprocess.run([sys.executable, "-m", "gslb", "status", "--api", api], cwd=REPO, capture_output=True,
+                            text=True, timeout=20, check=True).stdout
+    assert f"{A}" in status and "NOT answered (down (api override))" in status
+    assert "prober local: live" in status and "local                up       rtt " in status
     assert post({"status": "auto"}, "s3cret") == 200
     assert answer(srv) == [A]
 

@@ -65,8 +65,11 @@ def two_servers_three_probers(serve, tmp_path):
     (zone_dir / "r.yaml").write_text(zone(port))
     env = dict(os.environ, GSLB_SECRET=SECRET, GSLB_LOG_LEVEL="WARNING")
     probers = []
+    first_api = f"http://{servers[0].api[0]}:{servers[0].api[1]}"
     for region, source in PROBERS.items():
-        cmd = [sys.executable, "-m", "gslb", "probe", "--region", region, "--zones", str(zone_dir),
+        # the last prober fetches its targets from a server instead of reading zone files
+        targets = ["--from", first_api] if region == "ap-southeast-1" else ["--zones", str(zone_dir)]
+        cmd = [sys.executable, "-m", "gslb", "probe", "--region", region, *targets,
                "--source", source, "--interval", "0.5"]
         for srv in servers:
             cmd += ["--report-to", f"http://{srv.api[0]}:{srv.api[1]}"]

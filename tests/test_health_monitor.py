@@ -1,0 +1,88 @@
+"""The aggregator with a controlled clock: silent regions, grace, fail-open, overrides, publishing."""
+
+from __future__ import annotations
+
+from gslb.config.health import HealthSettings
+from gslb.config.model import Check, Target
+from gslb.health.monitor import HealthMonitor
+from gslb.health.snapshot import RegionView
+
+T = Target("192.0.2.1", Check(type="tcp", port=80))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(**settings) -> tuple[HealthMonitor, Clock, list]:
+    clock, published = Clock(), []
+    monitor = HealthMonitor(HealthSettings(**settings), published.append, clock)
+    monitor.set_targets([T])
+    return monitor, clock, published
+
+
+def test_a_region_silent_for_three_intervals_leaves_the_quorum():
+    monitor, clock, _ = make()
+    monitor.report("a", {T: RegionView("down")}, 1.0)
+    monitor.report("b", {T: RegionView("up")}, 1.0)
+    monitor.report("c", {T: RegionView("down")}, 1.0)
+    assert monitor.snapshot.of(T).state == "down"               # 2 of 3
+    clock.now += 2.5
+    monitor.report("b", {T: RegionView("up")}, 1.0)
+    monitor.report("c", {T: RegionView("down")}, 1.0)
+    clock.now += 1.0                                            # a: 3.5 s silent > 3 intervals
+    monitor.tick()
+    assert set(monitor.snapshot.of(T).regions) == {"b", "c"}
+    # c sees it down, b up: 1 of the 2 live regions is no majority
+    assert monitor.snapshot.of(T).state == "up"
+    assert monitor.snapshot.of(T).reason == "down in 1 of 2 regions (c), 2 needed"
+
+
+def test_majority_of_the_live_regions_decides():
+    monitor, clock, _ = make()
+    monitor.report("a", {T: RegionView("down")}, 1.0)
+    monitor.report("b", {T: RegionView("up")}, 1.0)
+    assert monitor.snapshot.of(T).state == "up"                 # 1 of 2 is no majority
+    monitor.report("b", {T: RegionView("down")}, 1.0)
+    assert monitor.snapshot.of(T).state == "down"
+
+
+def test_no_prober_left_keeps_the_last_state_for_grace_then_fails_open():
+    monitor, clock, published = make(grace=30.0)
+    monitor.report("a", {T: RegionView("down")}, 1.0)
+    assert monitor.snapshot.of(T).state == "down"
+    clock.now += 10                                             # a is silent now; within grace
+    monitor.tick()
+    assert monitor.snapshot.of(T).state == "down" and not monitor.fail_open
+    clock.now += 25                                             # more than 30 s since the last live report
+    monitor.tick()
+    assert monitor.fail_open and monitor.fail_open_total == 1
+    assert monitor.snapshot.of(T).state == "unknown"            # unknown counts as up: fail open
+    assert published[-1].is_up(T)
+    monitor.report("a", {T: RegionView("down")}, 1.0)           # the prober is back
+    assert not monitor.fail_open and monitor.snapshot.of(T).state == "down"
+
+
+def test_overrides_and_publishing_only_on_change():
+    monitor, clock, published = make()
+    monitor.report("a", {T: RegionView("up", rtt_ms=10.0)}, 1.0)
+    count = len(published)
+    monitor.report("a", {T: RegionView("up", rtt_ms=10.5)}, 1.0)   # a 5 % RTT wobble: no new snapshot
+    assert len(published) == count
+    monitor.report("a", {T: RegionView("up", rtt_ms=20.0)}, 1.0)   # a real change: published
+    assert len(published) == count + 1
+    monitor.set_override("192.0.2.1", "down")
+    assert not published[-1].is_up(T)
+    monitor.set_override("192.0.2.1", "auto")
+    assert published[-1].is_up(T)
+
+
+def test_quorum_settings():
+    assert HealthSettings(quorum="majority").needed(3) == 2
+    assert HealthSettings(quorum="any").needed(3) == 1
+    assert HealthSettings(quorum="all").needed(3) == 3
+    assert HealthSettings(quorum=2).needed(1) == 1
