@@ -20,3 +20,14 @@ def test_pool_answers_stay_the_same_size_over_many_queries(serve):
     assert len(sizes) == 1
     r = srv.query("www.gslb.example.com", "A")
     assert r.rcode() == dns.rcode.NOERROR and len(r.answer) == 1 and len(r.answer[0]) == 1
+
+
+def test_optional_query_log(serve, caplog):
+    caplog.set_level("INFO", logger="gslb.query")
+    srv = serve({"example.yaml": EXAMPLE_ZONE}, config_yaml="query_log: true\n")
+    srv.query("static.gslb.example.com", "A")
+    srv.query("nope.gslb.example.com", "A", tcp=True)
+    lines = [r.getMessage() for r in caplog.records if r.name == "gslb.query"]
+    assert len(lines) == 2
+    assert lines[0].startswith("udp 127.0.0.1 static.gslb.example.com. A NOERROR")
+    assert lines[1].startswith("tcp 127.0.0.1 nope.gslb.example.com. A NXDOMAIN")

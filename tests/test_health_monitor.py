@@ -43,7 +43,7 @@ def test_a_region_silent_for_three_intervals_leaves_the_quorum():
 
 
 def test_majority_of_the_live_regions_decides():
-    monitor, clock, _ = make()
+    monitor, _clock, _ = make()
     monitor.report("a", {T: RegionView("down")}, 1.0)
     monitor.report("b", {T: RegionView("up")}, 1.0)
     assert monitor.snapshot.of(T).state == "up"                 # 1 of 2 is no majority
@@ -68,7 +68,7 @@ def test_no_prober_left_keeps_the_last_state_for_grace_then_fails_open():
 
 
 def test_overrides_and_publishing_only_on_change():
-    monitor, clock, published = make()
+    monitor, _clock, published = make()
     monitor.report("a", {T: RegionView("up", rtt_ms=10.0)}, 1.0)
     count = len(published)
     monitor.report("a", {T: RegionView("up", rtt_ms=10.5)}, 1.0)   # a 5 % RTT wobble: no new snapshot

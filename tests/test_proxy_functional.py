@@ -422,3 +422,55 @@ def http_status(url: str, method: str = "GET", token: str | None = None) -> int:
     status = conn.getresponse().status
     conn.close()
     return status
+
+
+def test_fail_open_tries_backends_that_checks_call_down(backends, proxy):
+    (a,) = backends("a")
+    a.health_status = 500
+    check = "    check: {path: /healthz, interval: 0.2, rise: 1, fall: 1}\n"
+    closed = proxy(config([a], extra_pool=check))
+    opened = proxy(config([a], extra_pool=check + "    fail_open: true\n"))
+    time.sleep(0.8)
+    assert request(closed)[0] == 503
+    assert request(opened)[:3:2] == (200, b"a")
+
+
+def test_max_connections_per_backend(backends, proxy):
+    a, b = backends("a", "b")
+    a.delay = b.delay = 0.5
+    text = config([a, b]).replace(f'{{address: "{a.address}"}}', f'{{address: "{a.address}", max_connections: 1}}')
+    text = text.replace(f'{{address: "{b.address}"}}', f'{{address: "{b.address}", max_connections: 1}}')
+    px = proxy(text)
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(request(px)[0])) for _ in range(3)]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join()
+    assert sorted(results) == [200, 200, 503]
+
+
+def test_access_log_line(backends, proxy, caplog):
+    (a,) = backends("a")
+    px = proxy(config([a]).replace("access_log: false", "access_log: true"))
+    caplog.set_level("INFO", logger="gslb.access")
+    request(px, "/path?q=1", headers={"Host": "shop.example.com"})
+    deadline = time.monotonic() + 2       # the line is written on the proxy's thread, maybe just after
+    while time.monotonic() < deadline and not any(r.name == "gslb.access" for r in caplog.records):
+        time.sleep(0.02)
+    lines = [r.getMessage() for r in caplog.records if r.name == "gslb.access"]
+    assert lines and lines[-1].startswith(f'127.0.0.1 "GET shop.example.com/path?q=1" 200 {a.address} ')
+
+
+def test_editing_the_config_file_reloads_it(backends, proxy):
+    a, b = backends("a", "b")
+    text = config([a])
+    px = proxy(text)
+    assert request(px)[2] == b"a"
+    time.sleep(1.1)                                  # the file's modification time must change
+    px.path.write_text(text.replace(a.address, b.address))
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and request(px)[2] != b"b":
+        time.sleep(0.1)
+    assert request(px)[2] == b"b"

@@ -12,6 +12,8 @@ import socket
 import struct
 from collections.abc import Callable
 
+import dnslib
+
 from gslb.dns.fast import answer_fast
 from gslb.dns.slow import answer_slow
 from gslb.dns.table import AnswerTable
@@ -45,9 +47,20 @@ class Handler:
         except Exception:
             log.exception("query from %s failed: %r", client_ip, data[:64])
             out = servfail(data)
-        if self.log_queries and out is not None:
-            query_log.info("%s %s %d bytes rcode %d", "tcp" if tcp else "udp", client_ip, len(out), out[3] & 0xF)
+        if self.log_queries:
+            self._log(data, out, client_ip, tcp)
         return out
+
+    @staticmethod
+    def _log(data: bytes, out: bytes | None, client_ip: str, tcp: bool) -> None:
+        """One line per query: transport, client, name, type, rcode, size (or `dropped`)."""
+        try:
+            q = dnslib.DNSRecord.parse(data).q
+            what = f"{q.qname} {dnslib.QTYPE.get(q.qtype)}"
+        except Exception:  # noqa: BLE001 -- a query log line must never fail the query
+            what = f"<{len(data)} unparsable bytes>"
+        result = f"{dnslib.RCODE.get(out[3] & 0xF)} {len(out)} bytes" if out else "dropped"
+        query_log.info("%s %s %s %s", "tcp" if tcp else "udp", client_ip, what, result)
 
 
 class UdpServer(asyncio.DatagramProtocol):
