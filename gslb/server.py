@@ -68,13 +68,16 @@ class Server:
         if self.handler is not None:
             self.handler.table.set_health(snapshot)
 
-    def reload(self, force: bool = False) -> bool:
-        """Reload changed zone files and swap in a new answer table; a broken file keeps its last good zone."""
+    def _load(self, force: bool) -> bool:
         try:
-            changed = self.store.load(force=force)
+            return self.store.load(force=force)
         except Exception as exc:  # noqa: BLE001 -- a reload must never take the server down
             log.error("reload failed: %s", exc)
             return False
+
+    def reload(self, force: bool = False) -> bool:
+        """Reload changed zone files and swap in a new answer table; a broken file keeps its last good zone."""
+        changed = self._load(force)
         if changed:
             self._swap_table()
         return changed
@@ -82,12 +85,7 @@ class Server:
     async def reload_async(self, force: bool = False) -> bool:
         """`reload`, with the parsing in a worker thread so that big zones do not stall queries."""
         async with self._reload_lock:
-            loop = asyncio.get_running_loop()
-            try:
-                changed = await loop.run_in_executor(None, lambda: self.store.load(force=force))
-            except Exception as exc:  # noqa: BLE001 -- a reload must never take the server down
-                log.error("reload failed: %s", exc)
-                return False
+            changed = await asyncio.get_running_loop().run_in_executor(None, self._load, force)
             if changed:
                 self._swap_table()
             return changed

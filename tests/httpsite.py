@@ -19,15 +19,29 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-class HttpSite:
+class LoopThread:
+    """An event loop running in a daemon thread; `run(coro)` waits for a coroutine on it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout: float = 30):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class HttpSite(LoopThread):
     def __init__(self, host: str, port: int):
+        super().__init__()
         self.host, self.port = host, port
         self.status = 200
         self.deny: set[str] = set()
         self.seen: list[tuple[str, str | None]] = []      # (peer address, Host header)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
         self.runner: web.AppRunner | None = None
 
     async def _healthz(self, request: web.Request) -> web.Response:
@@ -37,9 +51,13 @@ class HttpSite:
             return web.Response(status=503, text="denied")
         return web.Response(status=self.status, text="ok healthy")
 
-    async def _start(self) -> None:
+    def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
+        return app
+
+    async def _start(self) -> None:
+        app = self.make_app()
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self.runner.setup()
         await web.TCPSite(self.runner, self.host, self.port, reuse_address=True).start()
@@ -50,14 +68,13 @@ class HttpSite:
             self.runner = None
 
     def start(self) -> HttpSite:
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        self.run(self._start())
         return self
 
     def stop(self) -> None:
         """Close the listener and every connection: the site is gone (connection refused)."""
-        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(10)
+        self.run(self._stop())
 
     def close(self) -> None:
         self.stop()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+        super().close()

@@ -10,40 +10,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import threading
 from pathlib import Path
 
 from aiohttp import WSMsgType, web
-from httpsite import free_port
+from httpsite import HttpSite, LoopThread, free_port
 
 from gslb.proxy.config import load_proxy_config
 from gslb.proxy.server import ProxyServer
 
 
-class LoopThread:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
+class Backend(HttpSite):
+    """A backend answering its name; see the module docstring for its paths and knobs."""
 
-    def run(self, coro, timeout: float = 30):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-
-class Backend(LoopThread):
     def __init__(self, name: str, host: str = "127.0.0.1", port: int | None = None):
-        super().__init__()
-        self.name, self.host = name, host
-        self.port = port or free_port(host)
-        self.status = 200
+        super().__init__(host, port or free_port(host))
+        self.name = name
         self.health_status = 200
         self.delay = 0.0
         self.hits = 0
-        self.runner: web.AppRunner | None = None
         self.start()
 
     @property
@@ -90,30 +74,12 @@ class Backend(LoopThread):
                 await ws.send_str(f"echo {msg.data}")
         return ws
 
-    async def _start(self) -> None:
+    def make_app(self) -> web.Application:
         app = web.Application(client_max_size=1024 ** 3)
         app.router.add_get("/healthz", self._health)
         app.router.add_get("/ws", self._ws)
         app.router.add_route("*", "/{tail:.*}", self._any)
-        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, self.host, self.port, reuse_address=True).start()
-
-    async def _stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
-
-    def start(self) -> Backend:
-        self.run(self._start())
-        return self
-
-    def stop(self) -> None:
-        self.run(self._stop())
-
-    def close(self) -> None:
-        self.stop()
-        super().close()
+        return app
 
 
 class ProxyRunner(LoopThread):
