@@ -10,6 +10,7 @@ Two steps, so the server can precompute the expensive one:
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import hashlib
 import itertools
 import math
@@ -141,7 +142,7 @@ def plan(zone: Zone, pool_name: str, family: int, location: ClientLocation, heal
         ctx = Context(pool, location, health, data.regions, data.latency, prober_region)
         result = _plan_pool(pool, family, ctx, False, trace)
         if result is not None:
-            return _finish(result, scope, trace)
+            return dataclasses.replace(result, scope=scope, trace=tuple(trace))
         pool = zone.pools.get(pool.fallback) if pool.fallback else None
         if pool is not None:
             trace.append(f"fallback -> pool {pool.name}")
@@ -153,16 +154,10 @@ def plan(zone: Zone, pool_name: str, family: int, location: ClientLocation, heal
         ctx = Context(first, location, health, data.regions, data.latency, prober_region)
         result = _plan_pool(first, family, ctx, True, trace)
         if result is not None:
-            return _finish(result, max(scope, location.prefix_len if first.policy in LOCATION_POLICIES else 0),
-                           trace)
+            return dataclasses.replace(result, scope=scope, trace=tuple(trace))
         trace.append("every endpoint is drained or forced down: NODATA")
         return Plan("nodata", first.name, first.ttl, scope=scope, trace=tuple(trace))
     return Plan(first.all_down, first.name, first.ttl, scope=scope, trace=tuple(trace))
-
-
-def _finish(result: Plan, scope: int, trace: list[str]) -> Plan:
-    return Plan(result.outcome, result.pool, result.ttl, result.candidates, result.answers, result.affinity,
-                scope, result.site, tuple(trace))
 
 
 def _unit(key: str, address: str) -> float:
