@@ -474,3 +474,34 @@ def test_editing_the_config_file_reloads_it(backends, proxy):
     while time.monotonic() < deadline and request(px)[2] != b"b":
         time.sleep(0.1)
     assert request(px)[2] == b"b"
+
+
+def test_a_pooled_connection_the_backend_closed_is_retried_on_a_fresh_one(proxy):
+    """Backends close idle keep-alive connections (their keep-alive timeout); that must not cost a 502."""
+    port = free_port()
+    ready = threading.Event()
+
+    def backend() -> None:
+        async def handle(reader, writer):
+            # Answer the first request of a connection; close on the second without answering, as a
+            # backend does when its keep-alive timeout fires just as the proxy reuses the connection.
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            await reader.readuntil(b"\r\n\r\n")
+            writer.close()
+
+        async def main():
+            server = await asyncio.start_server(handle, "127.0.0.1", port)
+            ready.set()
+            async with server:
+                await asyncio.sleep(8)
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=backend, daemon=True)
+    thread.start()
+    ready.wait(5)
+    px = proxy(f"listen: [127.0.0.1:{free_port()}]\nadmin: 127.0.0.1:{free_port()}\naccess_log: false\n"
+               f"pools: {{app: {{backends: [{{address: '127.0.0.1:{port}'}}]}}}}\nroutes: [{{default: true, pool: app}}]\n")
+    assert [request(px)[0] for _ in range(5)] == [200] * 5

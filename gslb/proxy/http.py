@@ -242,6 +242,7 @@ class Exchange:
         self.finished = False
         self.status = 0
         self.attempts = 0
+        self.reused = False            # on a pooled keep-alive connection, which the backend may have closed
         self.response_chunked = False
         self.response_close = False
         self.started = self.activity = time.monotonic()
@@ -284,6 +285,7 @@ class Exchange:
         while backend.idle:
             conn = backend.idle.pop()
             if conn.alive():
+                self.reused = True
                 self._attach(conn)
                 return
         asyncio.ensure_future(self._open())
@@ -452,8 +454,16 @@ class Exchange:
             self.client.transport.close()
 
     def upstream_lost(self) -> None:
-        if not self.finished:
-            self.fail(502, f"bad gateway: {self.backend.address} closed the connection")
+        if self.finished:
+            return
+        if self.reused and not self.head_sent and self.req.method in IDEMPOTENT and not self.req.chunked \
+                and not self.req.length:
+            # A pooled connection the backend had just closed (keep-alive timeout): try a fresh one.
+            self.reused = False
+            self.upstream = None
+            asyncio.ensure_future(self._open())
+            return
+        self.fail(502, f"bad gateway: {self.backend.address} closed the connection")
 
     def check_deadlines(self, now: float) -> None:
         """Called by the proxy's sweep: 504 when the backend is silent too long or the request too slow."""
