@@ -179,3 +179,33 @@ async def test_dns_check_against_a_real_server(serve):
     assert not r.ok and r.error.endswith("NXDOMAIN with 0 answers, expected an answer")
     r = await probe(Target("127.0.0.1", Check(type="dns", port=free_port(), query="www.d.test.", timeout=0.3)))
     assert not r.ok
+
+
+async def test_a_hanging_endpoint_does_not_delay_the_others():
+    """Each target has its own task: a check stuck for its whole timeout leaves the others on schedule."""
+    from gslb.health.prober import Prober
+
+    async def hang(reader, writer):
+        await asyncio.sleep(10)
+
+    hanging = await asyncio.start_server(hang, "127.0.0.1", 0)
+    fast_views = []
+    slow = Target("127.0.0.1", Check(type="http", port=hanging.sockets[0].getsockname()[1], path="/",
+                                     interval=0.2, timeout=1.5))
+    fast_server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    fast = Target("127.0.0.1", Check(type="tcp", port=fast_server.sockets[0].getsockname()[1], interval=0.2))
+
+    def report(region, views):
+        fast_views.append(views[fast].updated)
+
+    prober = Prober("test", report, report_interval=0.1)
+    await prober.start()
+    prober.set_targets([slow, fast])
+    await asyncio.sleep(1.3)
+    views = prober.views()
+    await prober.stop()
+    hanging.close()
+    fast_server.close()
+    assert views[fast].state == "up"                       # rise 2 reached within ~0.6 s
+    assert views[slow].state == "unknown"                  # its first check is still hanging
+    assert len(set(fast_views)) >= 4                       # the fast target kept being checked

@@ -101,6 +101,11 @@ def test_health_api_and_operator_override(serve, sites):
                             text=True, timeout=20, check=True).stdout
     assert f"{A}" in status and "NOT answered (down (api override))" in status
     assert "prober local: live" in status and "local                up       rtt " in status
+    with urllib.request.urlopen(f"{api}/metrics", timeout=5) as resp:
+        metrics = resp.read().decode()
+    assert f'gslb_endpoint_answered{{zone="f.test.",pool="web",site="a",address="{A}"}} 0' in metrics
+    assert f'gslb_endpoint_answered{{zone="f.test.",pool="web",site="b",address="{B}"}} 1' in metrics
+    assert 'gslb_prober_live{region="local"} 1' in metrics and "gslb_health_fail_open 0" in metrics
     assert post({"status": "auto"}, "s3cret") == 200
     assert answer(srv) == [A]
 

@@ -99,7 +99,39 @@ async def get_targets(request: web.Request) -> web.Response:
     return web.json_response({"targets": sorted(request.app[SERVER].health_service.known)})
 
 
+async def get_metrics(request: web.Request) -> web.Response:
+    """Prometheus text: zones, serials, endpoint health, prober liveness, fail-open."""
+    server = request.app[SERVER]
+    monitor = server.health_service.monitor
+    snapshot = monitor.snapshot
+    now = time.time()
+    lines = ["# HELP gslb_zone_serial SOA serial of each served zone.", "# TYPE gslb_zone_serial gauge"]
+    lines += [f'gslb_zone_serial{{zone="{z.origin}"}} {z.soa.serial}' for z in server.store.zones.values()]
+    lines += ["# HELP gslb_zone_file_ok 1 when the file's last load succeeded (else the last good zone serves).",
+              "# TYPE gslb_zone_file_ok gauge"]
+    lines += [f'gslb_zone_file_ok{{file="{st.file}"}} {int(st.ok)}' for st in server.store.status.values()]
+    lines += ["# HELP gslb_endpoint_answered 1 when the endpoint may be answered (health, status, overrides).",
+              "# TYPE gslb_endpoint_answered gauge"]
+    for zone in server.store.zones.values():
+        for pool in zone.pools.values():
+            for site in pool.sites:
+                for endpoint in site.endpoints:
+                    usable, _ = endpoint_usable(endpoint, site, pool, snapshot)
+                    lines.append(f'gslb_endpoint_answered{{zone="{zone.origin}",pool="{pool.name}",site="{site.name}",'
+                                 f'address="{endpoint.address}"}} {int(usable)}')
+    lines += ["# HELP gslb_prober_live 1 while the prober region reports in time.", "# TYPE gslb_prober_live gauge"]
+    lines += [f'gslb_prober_live{{region="{name}"}} {int(rep.live(now))}' for name, rep in monitor.regions.items()]
+    lines += ["# HELP gslb_health_fail_open 1 while no prober reports and every endpoint counts as up.",
+              "# TYPE gslb_health_fail_open gauge", f"gslb_health_fail_open {int(monitor.fail_open)}",
+              "# HELP gslb_health_fail_open_total Times the server failed open.",
+              "# TYPE gslb_health_fail_open_total counter", f"gslb_health_fail_open_total {monitor.fail_open_total}",
+              "# HELP gslb_health_version Health snapshot version (grows on every change).",
+              "# TYPE gslb_health_version counter", f"gslb_health_version {monitor.published.version}"]
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")
+
+
 def add_health_routes(app: web.Application) -> None:
+    app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/v1/health", get_health)
     app.router.add_get("/v1/targets", get_targets)
     app.router.add_post("/v1/reports", post_report)
