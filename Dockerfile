@@ -6,7 +6,8 @@ FROM python:3.11-slim
 WORKDIR /srv/gslb
 COPY pyproject.toml README.md ./
 COPY gslb ./gslb
-RUN pip install --no-cache-dir . && useradd --system --no-create-home gslb
+RUN pip install --no-cache-dir . && useradd --system --no-create-home gslb \
+    && mkdir -p /srv/gslb/state && chown gslb /srv/gslb/state
 COPY zones ./zones
 COPY data ./data
 

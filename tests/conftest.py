@@ -92,6 +92,8 @@ def running_server(tmp: Path, zones: dict[str, str], *, config_yaml: str | None 
     if config_yaml is not None:
         (tmp / "server.yaml").write_text(textwrap.dedent(config_yaml))
         config = load_server_config(str(tmp / "server.yaml"))
+    if config.health.state_dir == "state":       # the default is relative to the working directory
+        config = dataclasses.replace(config, health=dataclasses.replace(config.health, state_dir=str(tmp / "state")))
     config = dataclasses.replace(config, zones=str(zone_dir), data=str(data_dir), listen=listen,
                                  api="127.0.0.1:0", geoip=geoip or os.path.join(data_dir, "none.mmdb"),
                                  reload_interval=0.2)

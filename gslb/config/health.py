@@ -21,7 +21,7 @@ class HealthSettings:
     embedded: bool = True             # run a prober inside `gslb serve`
     quorum: str | int = "majority"    # regions that must see a target down: majority | any | all | N
     secret: str | None = None         # shared secret for prober reports and overrides ($GSLB_SECRET)
-    state_dir: str | None = None      # where health.json is kept across restarts (None: not kept)
+    state_dir: str | None = "state"   # where health.json is kept across restarts ("" or null: not kept)
     state_max_age: float = 300.0      # a saved state older than this is ignored at start
     grace: float = 30.0               # with no live prober left, keep the last state this long, then fail open
     report_interval: float = 1.0      # how often probers report (a region is dropped after 3 missed)
@@ -72,6 +72,8 @@ def parse_health_settings(src: Any, problems: list[Problem]) -> HealthSettings:
                 bad(key, f"{value!r}, expected seconds >= {lo}")
             else:
                 values[key] = float(value)
+        elif key == "state_dir" and value in (None, ""):
+            values[key] = None
         elif not isinstance(value, str) or not value:
             bad(key, "expected a non-empty string")
         else:
