@@ -7,6 +7,7 @@ source address is in `deny` get 503, which is how a test makes one prober region
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import threading
 
@@ -14,9 +15,18 @@ from aiohttp import web
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port free for TCP and UDP, chosen below Linux's ephemeral range (32768-60999): a port picked
+    there could be taken by some client connection's source port before the test binds it."""
+    rng = random.Random()
+    while True:
+        port = rng.randrange(20000, 32000)
+        try:
+            with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                tcp.bind((host, port))
+                udp.bind((host, port))
+            return port
+        except OSError:
+            continue
 
 
 class LoopThread:

@@ -15,7 +15,7 @@ BAD = {
     "bad-outside-origin.yaml": ["5: name 'www.example.org.' is outside the zone bad.test."],
     "bad-missing-soa.yaml": ["1: missing soa: {mname, rname, refresh, retry, expire, minimum}"],
     "bad-missing-ns.yaml": ['4: missing NS records at the apex: records: {"@": {NS: [ns1.bad.test.]}}'],
-    "bad-missing-pool.yaml": ["5: www: pool 'web' does not exist (pools: none defined)"],
+    "bad-missing-pool.yaml": ["5: www: pool 'web' does not exist in this zone (pools: none defined) or any other"],
     "bad-duplicate-key.yaml": ["6: invalid YAML: duplicate key 'www'"],
     "bad-yaml-syntax.yaml": ["4: invalid YAML: did not find expected ',' or ']'"],
     "bad-fallback-loop.yaml": ["7: pool 'one': loop in fallbacks: one -> two -> one",

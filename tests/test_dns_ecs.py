@@ -10,7 +10,7 @@ import dns.rcode
 import mmdb_writer
 import netaddr
 import pytest
-from conftest import rrset_texts
+from conftest import REPO, rrset_texts
 
 ZONE = """\
 origin: lb.test.
@@ -160,3 +160,37 @@ def test_dynamic_ttl_is_the_pool_ttl(serve, geoip):
     srv = serve({"lb.yaml": ZONE}, geoip=geoip)
     r = srv.query("www.lb.test", "A")
     assert r.answer[0].ttl == 30
+
+
+OTHER_ZONE = """\
+origin: other.test.
+soa: {mname: ns1.other.test., rname: h.other.test.}
+records:
+  "@": {NS: ns1.lb.test.}
+  shop: {pool: bygeo}
+"""
+
+
+def test_a_name_of_another_zone_can_use_a_pool(serve, geoip):
+    srv = serve({"lb.yaml": ZONE, "other.yaml": OTHER_ZONE}, geoip=geoip)
+    assert answer_addresses(srv.query("shop.other.test", "A", ecs="193.0.0.0/24")) == ["198.51.100.1"]
+    r = srv.query("shop.other.test", "AAAA")               # the pool has no IPv6: NODATA with this zone's SOA
+    assert not r.answer and str(r.authority[0].name) == "other.test."
+
+
+def test_a_borrowed_pool_must_exist_in_exactly_one_zone(tmp_path):
+    from gslb.config.regions import load_regions
+    from gslb.config.zone import load_zones
+    from gslb.errors import ConfigError
+    regions = load_regions(str(REPO / "data" / "regions.yaml"))
+    (tmp_path / "other.yaml").write_text(OTHER_ZONE)
+    with pytest.raises(ConfigError) as err:
+        load_zones(str(tmp_path), regions)
+    assert str(err.value) == (f"{tmp_path}/other.yaml:5: shop: pool 'bygeo' does not exist in this zone "
+                              "(pools: none defined) or any other")
+    (tmp_path / "lb.yaml").write_text(ZONE)
+    assert set(load_zones(str(tmp_path), regions)) == {"lb.test.", "other.test."}
+    (tmp_path / "lb2.yaml").write_text(ZONE.replace("origin: lb.test.", "origin: lb2.test."))
+    with pytest.raises(ConfigError) as err:
+        load_zones(str(tmp_path), regions)
+    assert "pool 'bygeo' is defined in several zones (lb.test., lb2.test.)" in str(err.value)

@@ -143,6 +143,15 @@ class Soa:
 
 
 @dataclass(frozen=True, slots=True)
+class ExternalPool:
+    """A name of this zone answered by a pool defined in another zone file."""
+
+    name: str
+    pool: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
 class Zone:
     """One authoritative zone, as loaded from one YAML file."""
 
@@ -151,11 +160,12 @@ class Zone:
     ttl: int
     soa: Soa
     rrsets: Mapping[str, Mapping[str, RRset]]    # owner name -> type -> RRset
-    pool_names: Mapping[str, str]                # owner name -> pool name (load-balanced A/AAAA)
+    pool_names: Mapping[str, str]                # owner name -> pool name (this zone's or another's)
     pools: Mapping[str, Pool]
     ecs: bool = True                             # trust the EDNS Client Subnet option
     serial_given: bool = False
     nodes: frozenset[str] = frozenset()          # every name that exists: owners and their ancestors
+    external_pools: tuple[ExternalPool, ...] = ()  # pools borrowed from other zones (checked across files)
 
     @property
     def names(self) -> frozenset[str]:

@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 from gslb.config.model import Zone
 from gslb.config.regions import Regions
-from gslb.config.zone import load_zone_file, zone_files
+from gslb.config.zone import load_zone_file, pool_problems, zone_files
 from gslb.errors import ConfigError, Problem
 
 log = logging.getLogger("gslb.zones")
@@ -100,6 +100,15 @@ class ZoneStore:
             changed = True
             status[path] = FileStatus(path, zone.origin, True, time.time())
             log.info("loaded zone %s from %s, serial %d", zone.origin, path, zone.soa.serial)
+        if changed:
+            # Pools borrowed across zone files can only be checked on the whole set.
+            served = {z.origin: z for z in by_file.values()}
+            for path, zone in by_file.items():
+                problems = pool_problems(zone, served)
+                for problem in problems:
+                    log.error("%s", problem)
+                if problems:
+                    status[path] = FileStatus(path, zone.origin, False, time.time(), tuple(problems))
         self.status = status
         if changed:
             self._by_file = by_file

@@ -14,7 +14,7 @@ from typing import Any
 
 import dnslib
 
-from gslb.config.model import RRset, Soa, Zone, frozen_map
+from gslb.config.model import ExternalPool, RRset, Soa, Zone, frozen_map
 from gslb.config.names import NameError_, absolute, is_within, parent
 from gslb.config.pools import parse_pools
 from gslb.config.regions import Regions
@@ -176,6 +176,7 @@ def parse_zone(src: Any, file: str, regions: Regions) -> Zone:
 
     rrsets: dict[str, dict[str, RRset]] = {}
     pool_names: dict[str, str] = {}
+    external: list[ExternalPool] = []
     records = src.get("records")
     if not isinstance(records, Mapping):
         c.add(src.line_of("records"), "missing records: (at least the apex NS records)")
@@ -196,7 +197,7 @@ def parse_zone(src: Any, file: str, regions: Regions) -> Zone:
         if not isinstance(entry, Mapping):
             c.add(line, f"{raw_name}: expected a mapping of record types, e.g. {{A: 192.0.2.1}}")
             continue
-        _parse_name(name, raw_name, entry, origin, ttl, pools, c, rrsets, pool_names)
+        _parse_name(name, raw_name, entry, origin, ttl, pools, c, rrsets, pool_names, external)
 
     _check_zone_rules(origin, rrsets, pool_names, records, c)
     if c.problems or soa is None:
@@ -208,7 +209,7 @@ def parse_zone(src: Any, file: str, regions: Regions) -> Zone:
         rrsets=frozen_map({n: frozen_map(t) for n, t in rrsets.items()}),
         pool_names=frozen_map(pool_names), pools=frozen_map(pools), ecs=ecs,
         serial_given="serial" in src.get("soa", {}),
-        nodes=_nodes(origin, set(rrsets) | set(pool_names)),
+        nodes=_nodes(origin, set(rrsets) | set(pool_names)), external_pools=tuple(external),
     )
 
 
@@ -223,15 +224,16 @@ def _nodes(origin: str, owners: set[str]) -> frozenset[str]:
 
 
 def _parse_name(name: str, raw_name: Any, entry: SourceMap, origin: str, zone_ttl: int, pools: Mapping,
-                c: _Collector, rrsets: dict, pool_names: dict) -> None:
+                c: _Collector, rrsets: dict, pool_names: dict, external: list) -> None:
     name_ttl = _ttl(entry.get("ttl", zone_ttl), f"{raw_name} ttl", c.at(entry, "ttl"), c) or zone_ttl
     if "pool" in entry:
         pool = entry["pool"]
-        if pool not in pools:
-            known = ", ".join(sorted(pools)) or "none defined"
-            c.add(c.at(entry, "pool"), f"{raw_name}: pool {pool!r} does not exist (pools: {known})")
+        if not isinstance(pool, str) or not pool:
+            c.add(c.at(entry, "pool"), f"{raw_name}: pool must name a pool")
         else:
             pool_names[name] = pool
+            if pool not in pools:       # a pool of another zone file: resolved when all zones are loaded
+                external.append(ExternalPool(str(raw_name), pool, c.at(entry, "pool")))
     for key, value in entry.items():
         if key in NAME_KEYS:
             continue
@@ -300,6 +302,20 @@ def load_zone_file(path: str, regions: Regions) -> Zone:
     return parse_zone(load_yaml_file(path), path, regions)
 
 
+def pool_problems(zone: Zone, zones: Mapping[str, Zone]) -> list[Problem]:
+    """Problems with the pools a zone borrows from other zones: each must be defined in exactly one."""
+    problems = []
+    for ref in zone.external_pools:
+        owners = sorted(z.origin for z in zones.values() if ref.pool in z.pools and z.origin != zone.origin)
+        if not owners:
+            problems.append(Problem(zone.file, ref.line, f"{ref.name}: pool {ref.pool!r} does not exist in this "
+                                    f"zone (pools: {', '.join(sorted(zone.pools)) or 'none defined'}) or any other"))
+        elif len(owners) > 1:
+            problems.append(Problem(zone.file, ref.line, f"{ref.name}: pool {ref.pool!r} is defined in several "
+                                    f"zones ({', '.join(owners)}); define it in this zone to choose"))
+    return problems
+
+
 def zone_files(directory: str) -> list[str]:
     """The zone files of a directory: *.yaml and *.yml, sorted, hidden files skipped."""
     try:
@@ -329,6 +345,8 @@ def load_zones(path: str, regions: Regions | None = None) -> dict[str, Zone]:
             problems.append(Problem(file, 1, f"zone {zone.origin} is already defined in {zones[zone.origin].file}"))
             continue
         zones[zone.origin] = zone
+    for zone in zones.values():
+        problems.extend(pool_problems(zone, zones))
     if problems:
         raise ConfigError(problems)
     return zones

@@ -15,7 +15,7 @@ from dnslib import QTYPE, RR
 
 from gslb.config.model import Zone
 from gslb.config.names import is_within, parent
-from gslb.dns.wire import RCODE_NXDOMAIN, RCODE_REFUSED
+from gslb.dns.wire import RCODE_NXDOMAIN, RCODE_REFUSED, RCODE_SERVFAIL
 
 MAX_CNAME_CHAIN = 8
 FAMILY_OF = {QTYPE.A: 4, QTYPE.AAAA: 6}
@@ -25,7 +25,7 @@ FAMILY_OF = {QTYPE.A: 4, QTYPE.AAAA: 6}
 class PoolRef:
     """Stands for the A/AAAA answers of a load-balanced name, decided per query by steering."""
 
-    zone: Zone
+    zone: Zone               # the zone that defines the pool (may differ from the zone asked)
     pool: str
     family: int
     owner: str               # the name the records are for (the question, or the end of a CNAME chain)
@@ -40,6 +40,14 @@ class Result:
     additional: list[RR] = field(default_factory=list)
     pool: PoolRef | None = None
     zone: Zone | None = None
+
+
+def pool_zone(zones: Mapping[str, Zone], zone: Zone, pool: str) -> Zone | None:
+    """The zone that defines a pool a name of `zone` uses: its own, or another zone that has it (None
+    when the zone that had it was removed since: the store logs that)."""
+    if pool in zone.pools:
+        return zone
+    return next((z for z in sorted(zones.values(), key=lambda z: z.origin) if pool in z.pools), None)
 
 
 def find_zone(zones: Mapping[str, Zone], qname: str) -> Zone | None:
@@ -164,7 +172,12 @@ def lookup(zones: Mapping[str, Zone], qname: str, qtype: int, qlabel: dnslib.DNS
             continue
         rtype = QTYPE.get(qtype, None)
         if qtype in FAMILY_OF and owner in zone.pool_names:
-            result.pool = PoolRef(zone, zone.pool_names[owner], FAMILY_OF[qtype], name)
+            pool = zone.pool_names[owner]
+            owner_zone = pool_zone(zones, zone, pool)
+            if owner_zone is None:
+                result.rcode = RCODE_SERVFAIL
+                return result
+            result.pool = PoolRef(owner_zone, pool, FAMILY_OF[qtype], name)
             return result
         if rtype == "SOA" and owner == zone.origin:
             result.answer.append(soa_rr(zone))

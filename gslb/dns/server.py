@@ -140,16 +140,35 @@ def parse_listen(text: str, default_port: int = 5353) -> tuple[str, int]:
     return host, number
 
 
+def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+    """A UDP and a TCP socket on the same address and port. Port 0 picks one free for both (a port the
+    kernel hands UDP may be taken for TCP, so it tries again)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(50 if port == 0 else 1):
+        udp = socket.socket(family, socket.SOCK_DGRAM)
+        tcp = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            if family == socket.AF_INET6:
+                udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                tcp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            udp.bind((host, port))
+            tcp.bind((host, udp.getsockname()[1]))
+            tcp.listen(1024)
+            return udp, tcp
+        except OSError:
+            udp.close()
+            tcp.close()
+            if port != 0:
+                raise
+    raise OSError(f"no port free for both UDP and TCP on {host}")
+
+
 async def start_dns(handler: Handler, host: str, port: int) -> tuple[asyncio.BaseTransport, asyncio.Server]:
     """Bind UDP and TCP on one address; returns both so they can be closed."""
     loop = asyncio.get_running_loop()
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    if family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-    sock.bind((host, port))
-    udp, _ = await loop.create_datagram_endpoint(lambda: UdpServer(handler), sock=sock)
-    real_port = sock.getsockname()[1]
-    tcp = await loop.create_server(lambda: TcpServer(handler), host, real_port, reuse_address=True)
+    udp_sock, tcp_sock = _bind_pair(host, port)
+    udp, _ = await loop.create_datagram_endpoint(lambda: UdpServer(handler), sock=udp_sock)
+    tcp = await loop.create_server(lambda: TcpServer(handler), sock=tcp_sock)
     return udp, tcp

@@ -81,7 +81,7 @@ def build_entry(zones: Mapping[str, Zone], qname: bytes, qtype: int) -> Entry:
     if result.pool is None:
         return entry
     owner = b"\xc0\x0c" if result.pool.owner == text else text_to_name(result.pool.owner)
-    negative = Result(aa=True, answer=result.answer, authority=[soa_rr(result.pool.zone, negative=True)])
+    negative = Result(aa=True, answer=result.answer, authority=[soa_rr(result.zone, negative=True)])
     return Entry(entry.flags, entry.an, entry.ns, entry.ar, entry.body, result.pool, owner,
                  pack_result(qname, qtype, negative))
 
