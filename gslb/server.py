@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gslb.config.latency import load_latency_table
 from gslb.config.model import Target
 from gslb.config.regions import load_regions
 from gslb.config.server import ServerConfig
@@ -23,7 +24,6 @@ from gslb.dns.table import AnswerTable
 from gslb.health.service import HealthService
 from gslb.health.snapshot import HealthSnapshot
 from gslb.steering.decide import SteeringData
-from gslb.steering.latency import load_latency_table
 from gslb.steering.location import Locator
 
 log = logging.getLogger("gslb.server")

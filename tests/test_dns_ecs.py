@@ -194,3 +194,19 @@ def test_a_borrowed_pool_must_exist_in_exactly_one_zone(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_zones(str(tmp_path), regions)
     assert "pool 'bygeo' is defined in several zones (lb.test., lb2.test.)" in str(err.value)
+
+
+def test_operator_latency_table_beats_distance(serve, geoip):
+    table = "latency:\n  EU: {ap-southeast-1: 5, eu-west-1: 40}\n"
+    srv = serve({"lb.yaml": ZONE}, geoip=geoip, latency_yaml=table)
+    assert answer_addresses(srv.query("www.lb.test", "A", ecs="193.0.0.0/24")) == ["203.0.113.1"]
+
+
+def test_latency_table_errors_name_file_and_line(tmp_path):
+    from gslb.config.latency import load_latency_table
+    from gslb.errors import ConfigError
+    path = tmp_path / "latency.yaml"
+    path.write_text("latency:\n  EU: {eu-west-1: fast}\n")
+    with pytest.raises(ConfigError) as err:
+        load_latency_table(str(path))
+    assert str(err.value) == f"{path}:2: EU eu-west-1: 'fast' is not ms >= 0"

@@ -21,7 +21,7 @@ from gslb.steering.decide import SteeringData, choose, ecs_scope, pick, plan
 
 def chosen(p, client):
     return tuple(p.candidates[i].address for i in choose(p, client, random.random))
-from gslb.steering.latency import LatencyTable
+from gslb.config.latency import LatencyTable
 from gslb.steering.location import ClientLocation
 
 REGIONS = Regions(MappingProxyType({

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from gslb.config.latency import load_latency_table
 from gslb.config.regions import load_regions
 from gslb.config.zone import load_zones
 from gslb.errors import ConfigError
@@ -17,7 +18,6 @@ from gslb.explain import explain
 from gslb.health.snapshot import HealthSnapshot
 from gslb.steering.client import Client
 from gslb.steering.decide import SteeringData
-from gslb.steering.latency import load_latency_table
 from gslb.steering.location import Locator
 
 

@@ -17,11 +17,12 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gslb.config.latency import LatencyTable
 from gslb.config.model import Endpoint, Pool, Site, Target, Zone
 from gslb.config.regions import Regions
 from gslb.health.snapshot import HealthSnapshot
 from gslb.steering.client import Client
-from gslb.steering.latency import LatencyTable, nearest_prober_region
+from gslb.steering.latency import nearest_prober_region
 from gslb.steering.location import ClientLocation
 from gslb.steering.policies import POLICIES
 from gslb.steering.policies.base import Context, Tier

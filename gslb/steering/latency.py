@@ -2,20 +2,16 @@
 
 In order: (1) `probe`: live RTT measured by the probers of the region nearest the client, (2) `table`:
 the operator's latency table (data/latency.yaml), (3) `distance`: great-circle distance turned into
-milliseconds. `gslb explain` prints the source word next to each estimate.
+milliseconds (table: gslb/config/latency.py). `gslb explain` prints the source word next to each estimate.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 
+from gslb.config.latency import LatencyTable
 from gslb.config.model import Pool, Site, Target
 from gslb.config.regions import Regions
-from gslb.config.yamlsrc import SourceMap, load_yaml_file
-from gslb.errors import ConfigError, Problem
 from gslb.health.snapshot import HealthSnapshot
 from gslb.steering.location import ClientLocation, great_circle_km
 
@@ -30,53 +26,6 @@ class Estimate:
     ms: float | None          # None: nothing is known (unknown client location, no coordinates)
     source: str               # "probe" | "table" | "distance" | "none"
     detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class LatencyTable:
-    """Operator-supplied RTTs: client country or continent -> region -> ms (data/latency.yaml)."""
-
-    rows: Mapping[str, Mapping[str, float]]
-
-    @classmethod
-    def empty(cls) -> LatencyTable:
-        return cls(MappingProxyType({}))
-
-    def lookup(self, location: ClientLocation, region: str | None) -> tuple[float, str] | None:
-        if region is None:
-            return None
-        for key in (location.subdivision, location.country, location.continent):
-            if key and key in self.rows and region in self.rows[key]:
-                return self.rows[key][region], key
-        return None
-
-
-def load_latency_table(path: str) -> LatencyTable:
-    """Read `latency: {EU: {eu-west-1: 15, us-east-1: 85}, DE: {...}}`; a missing file is an empty table.
-
-    :raises ConfigError: on a malformed file, with file:line.
-    """
-    if not os.path.exists(path):
-        return LatencyTable.empty()
-    src = load_yaml_file(path)
-    table = src.get("latency") if isinstance(src, SourceMap) else None
-    if not isinstance(table, SourceMap):
-        raise ConfigError([Problem(path, 1, "expected `latency: {CLIENT: {REGION: ms}}`")])
-    rows, problems = {}, []
-    for client, regions in table.items():
-        if not isinstance(regions, SourceMap):
-            problems.append(Problem(path, table.line_of(client), f"{client}: expected {{region: ms}}"))
-            continue
-        row = {}
-        for region, ms in regions.items():
-            if isinstance(ms, bool) or not isinstance(ms, (int, float)) or ms < 0:
-                problems.append(Problem(path, regions.line_of(region), f"{client} {region}: {ms!r} is not ms >= 0"))
-            else:
-                row[str(region)] = float(ms)
-        rows[str(client)] = MappingProxyType(row)
-    if problems:
-        raise ConfigError(problems)
-    return LatencyTable(MappingProxyType(rows))
 
 
 def nearest_prober_region(location: ClientLocation, health: HealthSnapshot, regions: Regions) -> str | None:
@@ -102,7 +51,7 @@ def estimate(site: Site, pool: Pool, location: ClientLocation, health: HealthSna
                 if (r := health.of(Target(e.address, pool.check)).rtt_from(prober_region)) is not None]
         if rtts:
             return Estimate(min(rtts), "probe", f"measured from {prober_region}")
-    row = table.lookup(location, site.region)
+    row = table.lookup((location.subdivision, location.country, location.continent), site.region)
     if row is not None:
         return Estimate(row[0], "table", f"{row[1]} -> {site.region}")
     if location.lat is not None and location.lon is not None and site.lat is not None and site.lon is not None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gslb.config.latency import LatencyTable
 from gslb.config.model import Pool, Site
 from gslb.config.regions import Regions
 from gslb.health.snapshot import HealthSnapshot
-from gslb.steering.latency import Estimate, LatencyTable
+from gslb.steering.latency import Estimate
 from gslb.steering.location import ClientLocation
 
 
