@@ -179,11 +179,11 @@ class Proxy:
     def start(self, client: ClientConnection, req: Request) -> Exchange | None:
         """Route and forward a request whose head has arrived, or answer it from the proxy."""
         if self._rate_limited(req.client):
-            client.reply(429, "too many requests", extra=b"Retry-After: 1\r\n")
+            client.reply(429, "too many requests", extra=b"Retry-After: 1\r\n", req=req)
             return None
         route = self.route(req)
         if route is None:
-            client.reply(404, "no route for this request")
+            client.reply(404, "no route for this request", req=req)
             return None
         name = route.pools[0][0] if len(route.pools) == 1 else \
             random.choices([n for n, _ in route.pools], weights=[w for _, w in route.pools])[0]
@@ -194,7 +194,7 @@ class Proxy:
         else:
             backend, cookie = self.pick(pool, req), b""
         if backend is None:
-            client.reply(503, f"no healthy backend in pool {name}", close=not req.keep_alive)
+            client.reply(503, f"no healthy backend in pool {name}", close=not req.keep_alive, req=req)
             return None
         return Exchange(self, client, req, pool, backend, cookie)
 

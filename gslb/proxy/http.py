@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 import httptools
@@ -41,6 +42,16 @@ def simple_response(status: int, text: str, close: bool = False, extra: bytes = 
             (b"Connection: close\r\n" if close else b"") + b"\r\n" + body)
 
 
+def connection_named(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """Headers the Connection header names: hop-by-hop too (RFC 9110 7.6.1), so never forwarded."""
+    named: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            named.update(t.strip().lower() for t in value.split(b","))
+    named.difference_update((b"close", b"keep-alive", b"upgrade", b""))
+    return frozenset(named)
+
+
 def chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
@@ -52,6 +63,7 @@ class Request:
         "_cookies",
         "chunked",
         "client",
+        "head_size",
         "headers",
         "host",
         "keep_alive",
@@ -89,6 +101,18 @@ class Request:
         return self._cookies.get(name)
 
 
+class Waiting:
+    """A pipelined request parsed while an earlier one is still being answered: it starts in its turn, so
+    responses leave in the order the requests came. Its body (at most one read's worth) is kept until then."""
+
+    __slots__ = ("body", "done", "req")
+
+    def __init__(self, req: Request):
+        self.req = req
+        self.body: list[bytes] = []
+        self.done = False
+
+
 class ClientConnection(asyncio.Protocol):
     """One client TCP (or TLS) connection."""
 
@@ -97,8 +121,10 @@ class ClientConnection(asyncio.Protocol):
         self.scheme = b"https" if tls else b"http"
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
-        self.request: Request | None = None
-        self.exchange: Exchange | None = None
+        self.request: Request | None = None          # the request being parsed
+        self.exchange: Exchange | None = None        # the request being answered
+        self.target: Exchange | Waiting | None = None  # where the parsed request's body goes
+        self.waiting: deque[Waiting] = deque()
         self.tunnel: UpstreamConnection | None = None
         self.client = "?"
         self.header_bytes = 0
@@ -122,8 +148,8 @@ class ClientConnection(asyncio.Protocol):
             self.tunnel.close()
 
     def idle_for(self, now: float) -> float:
-        """Seconds without a request in flight (0 while one is)."""
-        return 0.0 if self.exchange is not None or self.request is not None else now - self.idle_since
+        """Seconds without a request being answered (0 while one is); a slow request head counts as idle."""
+        return 0.0 if self.exchange is not None else now - self.idle_since
 
     def pause_writing(self) -> None:
         if self.exchange and self.exchange.upstream and self.exchange.upstream.transport:
@@ -145,21 +171,23 @@ class ClientConnection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             offset = exc.args[0] if exc.args else len(data)
-            if self.exchange is not None:
-                self.exchange.upgrade_data(data[offset:])
+            if isinstance(self.target, Exchange):
+                self.target.upgrade_data(data[offset:])
         except httptools.HttpParserError:
             if self.exchange is None:
                 self.reply(400, "bad request", close=True)
             else:
                 self.transport.close()
 
-    def reply(self, status: int, text: str, close: bool = False, extra: bytes = b"") -> None:
+    def reply(self, status: int, text: str, close: bool = False, extra: bytes = b"",
+              req: Request | None = None) -> None:
         """A short response from the proxy itself (404, 429, 503 ...)."""
         if self.closed:
             return
         self.transport.write(simple_response(status, text, close, extra))
-        if self.request is not None:
-            self.proxy.record(self.request, None, status, "-")
+        req = req or self.request
+        if req is not None:
+            self.proxy.record(req, None, status, "-")
         if close:
             self.transport.close()
 
@@ -189,42 +217,87 @@ class ClientConnection(asyncio.Protocol):
         req.chunked = te is not None and "chunked" in te.lower()
         length = req.header("content-length")
         req.length = int(length) if length and length.isdigit() else None
+        req.head_size = self.header_bytes
+        if self.exchange is not None or self.waiting:
+            if req.upgrade:
+                self.transport.close()            # no tunnel behind a pipeline
+                return
+            waiting = Waiting(req)
+            self.waiting.append(waiting)
+            self.target = waiting
+            return
+        self.target = self._begin(req)
+
+    def _begin(self, req: Request) -> Exchange | None:
+        """Answer a request from the proxy (limits, routes, rate) or start forwarding it."""
         limits = self.proxy.config.limits
-        if self.header_bytes > limits.max_header_size:
-            self.reply(431, "request headers too large", close=True)
-            return
+        if req.head_size > limits.max_header_size:
+            self.reply(431, "request headers too large", close=True, req=req)
+            return None
         if req.length is not None and req.length > limits.max_body_size:
-            self.reply(413, "request body too large", close=True)
-            return
+            self.reply(413, "request body too large", close=True, req=req)
+            return None
         if (req.header("expect") or "").lower() == "100-continue":
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         self.exchange = self.proxy.start(self, req)
+        return self.exchange
 
     def on_body(self, body: bytes) -> None:
         self.body_bytes += len(body)
+        target = self.target
         if self.body_bytes > self.proxy.config.limits.max_body_size:
-            if self.exchange:
-                self.exchange.abort()
-            self.reply(413, "request body too large", close=True)
+            if target is not None and target is self.exchange and not target.head_sent:
+                target.abort()
+                self.exchange = self.target = None
+                self.reply(413, "request body too large", close=True)
+            else:                                  # a response is under way: no room for a 413
+                self.transport.close()
             return
-        if self.exchange is not None:
-            self.exchange.request_body(body)
+        if target is None:
+            return
+        if type(target) is Waiting:
+            target.body.append(body)
+        else:
+            target.request_body(body)
 
     def on_message_complete(self) -> None:
-        if self.exchange is not None:
-            self.exchange.request_done()
-            if not self.exchange.finished:
+        target, self.target = self.target, None
+        self.request = None
+        if target is None:
+            return
+        if type(target) is Waiting:
+            target.done = True
+            self.transport.pause_reading()
+        else:
+            target.request_done()
+            if not target.finished:
                 self.transport.pause_reading()     # answer requests in order
 
     def exchange_done(self, keep_alive: bool) -> None:
         self.exchange = None
-        self.request = None
         if self.closed:
             return
         if not keep_alive:
             self.transport.close()
             return
         self.idle_since = time.monotonic()
+        while self.waiting:
+            waiting = self.waiting.popleft()
+            exchange = self._begin(waiting.req)
+            if self.transport.is_closing():
+                return
+            if exchange is None:
+                if self.target is waiting:
+                    self.target = None
+                continue                            # answered by the proxy itself: the next one
+            if self.target is waiting:
+                self.target = exchange
+            for piece in waiting.body:
+                exchange.request_body(piece)
+            if waiting.done:
+                exchange.request_done()
+                return                              # reading stays paused until this one is answered
+            break                                   # its body is still arriving
         self.transport.resume_reading()
 
 
@@ -244,7 +317,8 @@ class Exchange:
         self.attempts = 0
         self.reused = False            # on a pooled keep-alive connection, which the backend may have closed
         self.response_chunked = False
-        self.response_close = False
+        self.response_close = False     # the backend ends the body by closing
+        self.client_close = False       # so must we, or the client cannot tell where the body ends
         self.started = self.activity = time.monotonic()
         self.batch: list[bytes] | None = None   # client writes collected while one upstream read is parsed
         proxy.inflight.add(self)
@@ -257,9 +331,10 @@ class Exchange:
         req = self.req
         lines = [b"%s %s HTTP/1.1\r\n" % (req.method, req.url)]
         xff = None
+        named = connection_named(req.headers)
         for name, value in req.headers:
             low = name.lower()
-            if low in HOP_BY_HOP and not (req.upgrade and low == b"upgrade"):
+            if low in HOP_BY_HOP and not (req.upgrade and low == b"upgrade") or low in named:
                 continue
             if low in (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-request-id", b"expect"):
                 if low == b"x-forwarded-for":
@@ -337,6 +412,8 @@ class Exchange:
         self.activity = time.monotonic()
 
     def request_body(self, data: bytes) -> None:
+        if self.finished:
+            return                      # answered early (e.g. an error before the upload ended)
         piece = chunk(data) if self.req.chunked else data
         if self.upstream is not None:
             self.upstream.transport.write(piece)
@@ -345,6 +422,8 @@ class Exchange:
 
     def request_done(self) -> None:
         self.body_done = True
+        if self.finished:
+            return
         if self.upstream is not None and self.req.chunked:
             self.upstream.transport.write(b"0\r\n\r\n")
 
@@ -359,21 +438,27 @@ class Exchange:
         if self.client.closed:
             return
         lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason or b"OK")]
+        named = connection_named(headers)
         for name, value in headers:
             low = name.lower()
-            if low in HOP_BY_HOP and not (status == 101 and low == b"upgrade"):
+            if low in HOP_BY_HOP and not (status == 101 and low == b"upgrade") or low in named:
                 continue
             lines.append(name + b": " + value + b"\r\n")
         if status == 101:
             lines.append(b"Connection: Upgrade\r\n")
-        self.response_chunked = chunked
-        if chunked:
+        http10 = self.req.version == "1.0"
+        # an HTTP/1.0 client knows no chunks: its body is delimited by closing the connection instead
+        self.response_chunked = chunked and not http10
+        if self.response_chunked:
             lines.append(b"Transfer-Encoding: chunked\r\n")
         # without a length or chunks the body runs until the upstream closes: so must the client's
         self.response_close = (not has_length and not chunked and status not in (101, 204, 304)
                                and self.req.method != b"HEAD" and not 100 <= status < 200)
-        if self.response_close or not self.req.keep_alive or self.proxy.stopping:
+        self.client_close = self.response_close or (chunked and http10)
+        if self.client_close or not self.req.keep_alive or self.proxy.stopping:
             lines.append(b"Connection: close\r\n")
+        elif http10:
+            lines.append(b"Connection: keep-alive\r\n")   # 1.0 closes unless told otherwise
         if self.set_cookie:
             lines.append(self.set_cookie)
         lines.append(b"X-Request-ID: " + self.request_id.encode() + b"\r\n\r\n")
@@ -404,7 +489,7 @@ class Exchange:
         self.flush()
         reuse = upstream_keep_alive and self.body_done and not self.response_close
         self._finish(reuse)
-        self.client.exchange_done(self.req.keep_alive and not self.response_close and not self.proxy.stopping)
+        self.client.exchange_done(self.req.keep_alive and not self.client_close and not self.proxy.stopping)
 
     def start_tunnel(self) -> None:
         """101 Switching Protocols: from now on bytes flow both ways untouched (WebSocket)."""
