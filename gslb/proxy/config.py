@@ -145,6 +145,24 @@ class _P:
             if key not in known:
                 self.add(src, key, f"{where}unknown key {key!r} (known: {', '.join(sorted(known))})")
 
+    def mapping(self, src: SourceMap, key: str, known: set[str], where: str) -> SourceMap | None:
+        """src[key] as a mapping with only `known` keys; None (and a problem if present) otherwise."""
+        value = src.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, SourceMap):
+            self.add(src, key, f"{where}{key}: expected a mapping with {', '.join(sorted(known))}")
+            return None
+        self.unknown(value, known, f"{where}{key}: ")
+        return value
+
+    def flag(self, src: SourceMap, key: str, default: bool, where: str) -> bool:
+        value = src.get(key, default)
+        if not isinstance(value, bool):
+            self.add(src, key, f"{where}{key} {value!r}, expected true or false")
+            return default
+        return value
+
     def number(self, src: SourceMap, key: str, default: float, lo: float, where: str, integer: bool = False) -> Any:
         value = src.get(key, default)
         ok = isinstance(value, int) if integer else isinstance(value, (int, float))
@@ -181,7 +199,7 @@ def _listeners(src: Any, p: _P, top: SourceMap) -> tuple[Listener, ...]:
     return tuple(out)
 
 
-def _pool(name: str, src: Any, p: _P) -> UpstreamPool | None:
+def _pool(name: str, src: Any, p: _P, fail_open: bool) -> UpstreamPool | None:
     where = f"pool {name!r}: "
     if not isinstance(src, SourceMap):
         p.add(src, None, f"{where}expected a mapping with backends")
@@ -192,6 +210,7 @@ def _pool(name: str, src: Any, p: _P) -> UpstreamPool | None:
         p.add(src, "algorithm", f"{where}algorithm {algorithm!r}, expected one of {', '.join(ALGORITHMS)}")
         algorithm = "round_robin"
     backends = []
+    pool_limit = p.number(src, "max_connections", 0, 0, where, True)   # each backend's, unless it sets one
     raw = src.get("backends")
     if not isinstance(raw, list) or not raw:
         p.add(src, "backends", f"{where}backends must be a non-empty list")
@@ -204,24 +223,25 @@ def _pool(name: str, src: Any, p: _P) -> UpstreamPool | None:
             p.add(raw, i, f"{where}backend {i + 1}: address {item.get('address')!r} is not HOST:PORT")
             continue
         backends.append(Backend(hp[0], hp[1], p.number(item, "weight", 1, 0, where, True),
-                                bool(item.get("drain", False)), p.number(item, "max_connections", 0, 0, where, True)))
+                                p.flag(item, "drain", False, where),
+                                p.number(item, "max_connections", pool_limit, 0, where, True)))
     sticky = None
-    if src.get("sticky") is not None:
-        s = src["sticky"]
-        if not isinstance(s, SourceMap):
-            p.add(src, "sticky", f"{where}sticky: expected {{cookie: NAME, ttl: SECONDS}}")
-        else:
-            sticky = Sticky(str(s.get("cookie", "GSLBSTICKY")), p.number(s, "ttl", 3600, 1, where, True))
+    s = p.mapping(src, "sticky", {"cookie", "ttl"}, where)
+    if s is not None:
+        cookie = s.get("cookie", "GSLBSTICKY")
+        if not isinstance(cookie, str) or not cookie or any(c in cookie for c in ' ;=,"\t'):
+            p.add(s, "cookie", f"{where}sticky cookie {cookie!r}, expected a cookie name")
+        sticky = Sticky(str(cookie), p.number(s, "ttl", 3600, 1, where, True))
     hash_key = src.get("hash", "ip")
     if not (hash_key == "ip" or str(hash_key).startswith(("header:", "cookie:"))):
         p.add(src, "hash", f"{where}hash {hash_key!r}, expected ip, header:NAME or cookie:NAME")
     outlier = Outlier()
-    if isinstance(src.get("outlier"), SourceMap):
-        o = src["outlier"]
+    o = p.mapping(src, "outlier", {"failures", "ejection"}, where)
+    if o is not None:
         outlier = Outlier(p.number(o, "failures", 5, 1, where, True), p.number(o, "ejection", 30.0, 0, where))
     check = parse_check(src.get("check"), f"pool {name!r}", p.file, src.line_of("check"), p.problems)
     return UpstreamPool(name, tuple(backends), algorithm, check, sticky, str(hash_key),
-                        p.number(src, "slow_start", 0.0, 0, where), outlier, bool(src.get("fail_open", False)))
+                        p.number(src, "slow_start", 0.0, 0, where), outlier, p.flag(src, "fail_open", fail_open, where))
 
 
 def _route(i: int, src: Any, pools: dict, p: _P) -> Route | None:
@@ -233,9 +253,13 @@ def _route(i: int, src: Any, pools: dict, p: _P) -> Route | None:
     targets: list[tuple[str, int]] = []
     if "pool" in src:
         targets.append((src["pool"], 1))
-    for item in src.get("pools") or []:
+    raw_pools = src.get("pools") or []
+    for j, item in enumerate(raw_pools if isinstance(raw_pools, list) else [raw_pools]):
         if isinstance(item, SourceMap):
+            p.unknown(item, {"pool", "weight"}, where)
             targets.append((item.get("pool"), p.number(item, "weight", 1, 0, where, True)))
+        else:
+            p.add(src, "pools", f"{where}pools item {j + 1}: expected {{pool: NAME, weight: N}}")
     if not targets:
         p.add(src, None, f"{where}needs pool: NAME or pools: [{{pool: NAME, weight: N}}, ...]")
     for name, _ in targets:
@@ -256,7 +280,10 @@ def _route(i: int, src: Any, pools: dict, p: _P) -> Route | None:
         p.add(src, "path", f"{where}path {path!r} must start with /")
         path = "/"
     host = src.get("host")
-    return Route(tuple(targets), None if host is None else str(host).lower(), path, header, bool(src.get("default")))
+    if host is not None and (not isinstance(host, str) or not host or "*" in host.removeprefix("*.")):
+        p.add(src, "host", f"{where}host {host!r}, expected a name or *.domain")
+    return Route(tuple(targets), None if host is None else str(host).lower(), path, header,
+                 p.flag(src, "default", False, where))
 
 
 def load_proxy_config(path: str) -> ProxyConfig:
@@ -274,11 +301,12 @@ def load_proxy_config(path: str) -> ProxyConfig:
     if admin is None:
         p.add(src, "admin", f"admin: {src.get('admin')!r} is not ADDR:PORT")
     pools = {}
+    fail_open = p.flag(src, "fail_open", False, "")
     if not isinstance(src.get("pools"), SourceMap) or not src["pools"]:
         p.add(src, "pools", "pools: needs at least one pool")
     else:
         for name, pool_src in src["pools"].items():
-            pool = _pool(str(name), pool_src, p)
+            pool = _pool(str(name), pool_src, p, fail_open)
             if pool is not None:
                 pools[pool.name] = pool
     routes = []
@@ -286,20 +314,29 @@ def load_proxy_config(path: str) -> ProxyConfig:
     if not isinstance(raw_routes, list) or not raw_routes:
         p.add(src, "routes", "routes: needs at least one route (e.g. {default: true, pool: app})")
         raw_routes = []
+    default_at = None
     for i, item in enumerate(raw_routes):
         route = _route(i, item, pools, p)
-        if route is not None:
-            routes.append(route)
-    t = src.get("timeouts") or SourceMap()
+        if route is None:
+            continue
+        if default_at is not None:
+            p.add(raw_routes, i, f"route {i + 1}: never used: route {default_at + 1} (default: true) matches first")
+        elif route.default:
+            default_at = i
+        routes.append(route)
+    t = p.mapping(src, "timeouts", {"connect", "read", "total", "idle"}, "") or SourceMap()
     timeouts = Timeouts(*(p.number(t, k, d, 0.01, "timeouts: ") for k, d in
                           (("connect", 2.0), ("read", 30.0), ("total", 60.0), ("idle", 60.0))))
-    lim = src.get("limits") or SourceMap()
+    lim = p.mapping(src, "limits", {"max_header_size", "max_body_size"}, "") or SourceMap()
     limits = Limits(p.number(lim, "max_header_size", 32768, 1024, "limits: ", True),
                     p.number(lim, "max_body_size", 100 * 1024 * 1024, 0, "limits: ", True))
     rate = None
-    if isinstance(src.get("rate_limit"), SourceMap):
-        r = src["rate_limit"]
+    r = p.mapping(src, "rate_limit", {"rate", "burst"}, "")
+    if r is not None:
         rate = RateLimit(p.number(r, "rate", 100.0, 0.001, "rate_limit: "), p.number(r, "burst", 100, 1, "rate_limit: ", True))
+    drain_timeout = float(p.number(src, "drain_timeout", 30.0, 0, ""))
+    retries = p.number(src, "retries", 1, 0, "", True)
+    access_log = p.flag(src, "access_log", True, "")
     if p.problems:
         raise ConfigError(p.problems)
     token = src.get("admin_token") or os.environ.get("GSLB_ADMIN_TOKEN")
@@ -308,5 +345,4 @@ def load_proxy_config(path: str) -> ProxyConfig:
         admin_token=None if token is None else str(token),
         sticky_secret=str(src.get("sticky_secret") or token or os.urandom(16).hex()),
         timeouts=timeouts, limits=limits, rate_limit=rate,
-        drain_timeout=float(src.get("drain_timeout", 30.0)), retries=int(src.get("retries", 1)),
-        access_log=bool(src.get("access_log", True)))
+        drain_timeout=drain_timeout, retries=retries, access_log=access_log)
