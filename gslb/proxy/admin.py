@@ -9,6 +9,7 @@ from aiohttp import web
 
 from gslb.health.signing import bearer_ok
 from gslb.proxy.core import BUCKETS, Proxy
+from gslb.proxy.shared import merged
 
 PROXY = web.AppKey("proxy", Any)
 
@@ -29,16 +30,27 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+def totals(proxy: Proxy) -> dict:
+    """Counters of the whole proxy: this process's, plus the other workers' (a second old at most)."""
+    return merged(proxy, proxy.share.others() if proxy.share is not None else [])
+
+
 async def backends(request: web.Request) -> web.Response:
+    """Per pool and backend: state, drain, requests in flight and answered, EWMA latency, ejections."""
     proxy = proxy_of(request)
+    counts = totals(proxy)["backends"]
     out = {}
     for name, pool in proxy.pools.items():
-        out[name] = {"algorithm": pool.config.algorithm, "backends": [{
-            "address": b.address, "weight": b.config.weight, "effective_weight": round(b.effective_weight(), 3),
-            "state": "ejected" if time.monotonic() < b.ejected_until else b.health.state if b.health else "unchecked",
-            "healthy": b.healthy, "drain": b.drain, "active": b.active, "requests": b.requests,
-            "ewma_latency_ms": None if b.latency.value is None else round(b.latency.value, 3),
-            "ejections": b.ejections} for b in pool.backends]}
+        rows = []
+        for b in pool.backends:
+            active, requests, ejections = counts.get(f"{name}|{b.address}", (b.active, b.requests, b.ejections))
+            rows.append({
+                "address": b.address, "weight": b.config.weight, "effective_weight": round(b.effective_weight(), 3),
+                "state": "ejected" if time.monotonic() < b.ejected_until else b.health.state if b.health else "unchecked",
+                "healthy": b.healthy, "drain": b.drain, "active": active, "requests": requests,
+                "ewma_latency_ms": None if b.latency.value is None else round(b.latency.value, 3),
+                "ejections": ejections})
+        out[name] = {"algorithm": pool.config.algorithm, "backends": rows}
     return web.json_response({"pools": out})
 
 
@@ -53,25 +65,28 @@ async def drain(request: web.Request) -> web.Response:
         return web.json_response({"error": f"no backend {address}"}, status=404)
     for backend in found:
         backend.drain = action == "drain"
+    if proxy.share is not None:
+        proxy.share.publish_drain(address, action == "drain")     # the other workers follow within 0.2 s
     return web.json_response({"address": address, "drain": action == "drain", "active": sum(b.active for b in found)})
 
 
 def metrics_text(proxy: Proxy) -> str:
     """Prometheus text format: requests by pool/backend/status, latency histograms, backend health."""
+    total = totals(proxy)
     lines = ["# HELP gslb_proxy_requests_total Requests answered, by pool, backend and status.",
              "# TYPE gslb_proxy_requests_total counter"]
-    for (pool, backend, status), count in sorted(proxy.requests.items()):
+    for (pool, backend, status), count in sorted(total["requests"].items()):
         lines.append(f'gslb_proxy_requests_total{{pool="{pool}",backend="{backend}",status="{status}"}} {count}')
     lines += ["# HELP gslb_proxy_request_seconds Request latency through the proxy.",
               "# TYPE gslb_proxy_request_seconds histogram"]
-    for pool, counts in sorted(proxy.latency.items()):
+    for pool, counts in sorted(total["latency"].items()):
         running = 0
         for edge, count in zip(BUCKETS, counts):
             running += count
             lines.append(f'gslb_proxy_request_seconds_bucket{{pool="{pool}",le="{edge}"}} {running}')
         running += counts[-1]
         lines.append(f'gslb_proxy_request_seconds_bucket{{pool="{pool}",le="+Inf"}} {running}')
-        lines.append(f'gslb_proxy_request_seconds_sum{{pool="{pool}"}} {proxy.latency_sum[pool]:.6f}')
+        lines.append(f'gslb_proxy_request_seconds_sum{{pool="{pool}"}} {total["latency_sum"].get(pool, 0.0):.6f}')
         lines.append(f'gslb_proxy_request_seconds_count{{pool="{pool}"}} {running}')
     lines += ["# HELP gslb_proxy_backend_up 1 when the backend is healthy and not draining.",
               "# TYPE gslb_proxy_backend_up gauge",
@@ -81,7 +96,8 @@ def metrics_text(proxy: Proxy) -> str:
         for b in pool.backends:
             labels = f'pool="{name}",backend="{b.address}"'
             lines.append(f"gslb_proxy_backend_up{{{labels}}} {int(b.healthy and not b.drain)}")
-            lines.append(f"gslb_proxy_backend_active{{{labels}}} {b.active}")
+            active = total["backends"].get(f"{name}|{b.address}", (b.active,))[0]
+            lines.append(f"gslb_proxy_backend_active{{{labels}}} {active}")
     return "\n".join(lines) + "\n"
 
 

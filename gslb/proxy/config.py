@@ -108,7 +108,7 @@ class ProxyConfig:
     pools: dict[str, UpstreamPool]
     routes: tuple[Route, ...]
     admin_token: str | None = None
-    sticky_secret: str = ""
+    sticky_secret: str = ""          # "": a random key chosen at start (server.with_secret)
     timeouts: Timeouts = field(default_factory=Timeouts)
     limits: Limits = field(default_factory=Limits)
     rate_limit: RateLimit | None = None
@@ -343,6 +343,6 @@ def load_proxy_config(path: str) -> ProxyConfig:
     return ProxyConfig(
         file=path, listen=listen, admin=admin, pools=pools, routes=tuple(routes),
         admin_token=None if token is None else str(token),
-        sticky_secret=str(src.get("sticky_secret") or token or os.urandom(16).hex()),
+        sticky_secret=str(src.get("sticky_secret") or token or ""),
         timeouts=timeouts, limits=limits, rate_limit=rate,
         drain_timeout=drain_timeout, retries=retries, access_log=access_log)

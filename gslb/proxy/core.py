@@ -13,6 +13,7 @@ from collections import defaultdict
 
 from gslb.proxy.config import ProxyConfig, Route
 from gslb.proxy.http import ClientConnection, Exchange, Request, access_log
+from gslb.proxy.shared import WorkerShare
 from gslb.proxy.state import BackendState, PoolState
 
 log = logging.getLogger("gslb.proxy")
@@ -69,6 +70,7 @@ class Proxy:
         self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
         self.latency: dict[str, list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
         self.latency_sum: dict[str, float] = defaultdict(float)
+        self.share: WorkerShare | None = None      # set when one of several --workers
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def sweep(self) -> None:
@@ -80,11 +82,25 @@ class Proxy:
             for exchange in list(self.inflight):
                 exchange.check_deadlines(now)
             tick += 1
+            if self.share is not None:
+                if tick % 2 == 0:
+                    drains = self.share.drains_if_changed()
+                    if drains:
+                        self.apply_drains(drains)
+                if tick % 10 == 0:
+                    self.share.publish_stats(self)
             if tick % 10 == 0:
                 idle = self.config.timeouts.idle
                 for conn in list(self.connections):
                     if conn.idle_for(now) > idle and conn.transport is not None:
                         conn.transport.close()
+
+    def apply_drains(self, drains: dict[str, bool]) -> None:
+        """Admin drains made in another worker (see shared.py)."""
+        for pool in self.pools.values():
+            for backend in pool.backends:
+                if backend.address in drains:
+                    backend.drain = drains[backend.address]
 
     def start_checks(self) -> None:
         for pool in self.pools.values():
@@ -99,6 +115,8 @@ class Proxy:
         old = self.pools
         self.pools = {name: PoolState(p, old.get(name)) for name, p in config.pools.items()}
         self.config = config
+        if self.share is not None:
+            self.apply_drains(self.share.drains())
         for pool in old.values():
             await pool.stop()
         for name, pool in old.items():

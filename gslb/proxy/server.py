@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
 import socket
 import ssl
+import tempfile
 
 from aiohttp import web
 
@@ -17,6 +19,7 @@ from gslb.proxy.admin import make_admin_app
 from gslb.proxy.config import Listener, ProxyConfig, load_proxy_config
 from gslb.proxy.core import Proxy
 from gslb.proxy.http import ClientConnection
+from gslb.proxy.shared import WorkerShare, cleanup
 
 log = logging.getLogger("gslb.proxy")
 
@@ -43,9 +46,11 @@ def bind(listener: Listener) -> socket.socket:
 class ProxyServer:
     """One process of `gslb proxy`."""
 
-    def __init__(self, config: ProxyConfig, sockets: list[socket.socket] | None = None, admin: bool = True):
-        self.config = config
+    def __init__(self, config: ProxyConfig, sockets: list[socket.socket] | None = None, admin: bool = True,
+                 share: WorkerShare | None = None):
+        self.config = config = with_secret(config)
         self.proxy = Proxy(config)
+        self.proxy.share = share
         self.sockets = sockets
         self.with_admin = admin
         self.servers: list[asyncio.Server] = []
@@ -91,6 +96,8 @@ class ProxyServer:
                 log.error("%s", problem)
             log.error("proxy config %s not reloaded: keeping the running config", self.config.file)
             return False
+        if not config.sticky_secret:    # keep the running random key: issued cookies stay valid
+            config = dataclasses.replace(config, sticky_secret=self.config.sticky_secret)
         if config.listen != self.config.listen or config.admin != self.config.admin:
             log.warning("listen/admin changes need a restart; other changes applied")
         self.config = config
@@ -132,9 +139,17 @@ class ProxyServer:
             await self.admin_runner.cleanup()
 
 
-async def serve(config: ProxyConfig, sockets: list[socket.socket] | None = None, admin: bool = True) -> int:
+def with_secret(config: ProxyConfig) -> ProxyConfig:
+    """Without `sticky_secret` (or `admin_token`), sticky cookies are signed with a random key per start."""
+    if config.sticky_secret:
+        return config
+    return dataclasses.replace(config, sticky_secret=os.urandom(16).hex())
+
+
+async def serve(config: ProxyConfig, sockets: list[socket.socket] | None = None, admin: bool = True,
+                share: WorkerShare | None = None) -> int:
     """Run until SIGTERM/SIGINT; SIGHUP reloads."""
-    server = ProxyServer(config, sockets, admin)
+    server = ProxyServer(config, sockets, admin, share)
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -161,12 +176,16 @@ def run(config_path: str, workers: int = 1) -> int:
         return 1
     if workers <= 1:
         return asyncio.run(serve(config))
+    config = with_secret(config)          # before the fork: every worker accepts every worker's cookies
+    directory = tempfile.mkdtemp(prefix="gslb-proxy-")
     children = []
     for index in range(workers):
         pid = os.fork()
         if pid == 0:
+            code = 1
             with contextlib.suppress(KeyboardInterrupt):
-                os._exit(asyncio.run(serve(config, admin=index == 0)))
+                code = asyncio.run(serve(config, admin=index == 0, share=WorkerShare(directory, index)))
+            os._exit(code)
         children.append(pid)
 
     def forward(sig, _frame):
@@ -180,4 +199,5 @@ def run(config_path: str, workers: int = 1) -> int:
     for pid in children:
         _, code = os.waitpid(pid, 0)
         status = status or os.waitstatus_to_exitcode(code)
+    cleanup(directory)
     return status
