@@ -106,6 +106,9 @@ def test_health_api_and_operator_override(serve, sites):
     assert f'gslb_endpoint_answered{{zone="f.test.",pool="web",site="a",address="{A}"}} 0' in metrics
     assert f'gslb_endpoint_answered{{zone="f.test.",pool="web",site="b",address="{B}"}} 1' in metrics
     assert 'gslb_prober_live{region="local"} 1' in metrics and "gslb_health_fail_open 0" in metrics
+    udp_noerror = next(line for line in metrics.splitlines()
+                       if line.startswith('gslb_dns_responses_total{proto="udp",rcode="NOERROR"}'))
+    assert int(udp_noerror.split()[-1]) == 2           # the two answer() calls above
     assert post({"status": "auto"}, "s3cret") == 200
     assert answer(srv) == [A]
 

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from aiohttp import web
+from dnslib import RCODE
 
 from gslb.api.keys import SERVER
 from gslb.config.model import Target
@@ -119,6 +120,14 @@ async def get_metrics(request: web.Request) -> web.Response:
                     usable, _ = endpoint_usable(endpoint, site, pool, snapshot)
                     lines.append(f'gslb_endpoint_answered{{zone="{zone.origin}",pool="{pool.name}",site="{site.name}",'
                                  f'address="{endpoint.address}"}} {int(usable)}')
+    handler = server.handler
+    lines += ["# HELP gslb_dns_responses_total DNS responses sent, by transport and rcode.",
+              "# TYPE gslb_dns_responses_total counter"]
+    for proto, counts in zip(("udp", "tcp"), handler.responses):
+        lines += [f'gslb_dns_responses_total{{proto="{proto}",rcode="{RCODE.get(rcode)}"}} {count}'
+                  for rcode, count in enumerate(counts) if count]
+    lines += ["# HELP gslb_dns_dropped_total Messages not answered (too short, or responses).",
+              "# TYPE gslb_dns_dropped_total counter", f"gslb_dns_dropped_total {handler.dropped}"]
     lines += ["# HELP gslb_prober_live 1 while the prober region reports in time.", "# TYPE gslb_prober_live gauge"]
     lines += [f'gslb_prober_live{{region="{name}"}} {int(rep.live(now))}' for name, rep in monitor.regions.items()]
     lines += ["# HELP gslb_health_fail_open 1 while no prober reports and every endpoint counts as up.",

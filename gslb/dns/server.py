@@ -37,6 +37,8 @@ class Handler:
     def __init__(self, table: AnswerTable, log_queries: bool = False):
         self.table = table
         self.log_queries = log_queries
+        self.responses = ([0] * 16, [0] * 16)   # by rcode, [0] UDP and [1] TCP: for /metrics
+        self.dropped = 0
 
     def __call__(self, data: bytes, client_ip: str, tcp: bool) -> bytes | None:
         table = self.table   # one table for the whole query, even if a reload swaps it meanwhile
@@ -47,6 +49,10 @@ class Handler:
         except Exception:
             log.exception("query from %s failed: %r", client_ip, data[:64])
             out = servfail(data)
+        if out is None:
+            self.dropped += 1
+        else:
+            self.responses[tcp][out[3] & 0xF] += 1
         if self.log_queries:
             self._log(data, out, client_ip, tcp)
         return out
