@@ -101,6 +101,10 @@ def test_health_api_and_operator_override(serve, sites):
                             text=True, timeout=20, check=True).stdout
     assert f"{A}" in status and "NOT answered (down (api override))" in status
     assert "prober local: live" in status and "local                up       rtt " in status
+    with urllib.request.urlopen(f"{api}/status", timeout=5) as resp:
+        page = resp.read().decode()
+    assert resp.headers["Content-Type"].startswith("text/html")
+    assert f"{A}" in page and "<span class=down>NOT answered</span> (down (api override))" in page
     with urllib.request.urlopen(f"{api}/metrics", timeout=5) as resp:
         metrics = resp.read().decode()
     assert f'gslb_endpoint_answered{{zone="f.test.",pool="web",site="a",address="{A}"}} 0' in metrics

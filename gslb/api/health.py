@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import ipaddress
 import time
 from typing import Any
@@ -31,9 +32,8 @@ def _endpoint_json(server: Any, pool, site, endpoint) -> dict:
     return out
 
 
-async def get_health(request: web.Request) -> web.Response:
+def health_document(server: Any) -> dict:
     """Per zone, pool, site and endpoint: state, per-region view, last error, RTT; plus the probers."""
-    server = request.app[SERVER]
     service = server.health_service
     now = time.time()
     zones = []
@@ -49,9 +49,46 @@ async def get_health(request: web.Request) -> web.Response:
     monitor = service.monitor
     probers = {name: {"last_report": rep.received, "age": now - rep.received, "interval": rep.interval,
                       "live": rep.live(now), "targets": len(rep.views)} for name, rep in monitor.regions.items()}
-    return web.json_response({"region": service.settings.region, "fail_open": monitor.fail_open,
-                              "fail_open_total": monitor.fail_open_total, "version": monitor.snapshot.version,
-                              "probers": probers, "zones": zones})
+    return {"region": service.settings.region, "fail_open": monitor.fail_open,
+            "fail_open_total": monitor.fail_open_total, "version": monitor.snapshot.version,
+            "probers": probers, "zones": zones}
+
+
+def render_text(health: dict) -> str:
+    """The health document as text, one line per endpoint and one per region's view (`gslb status`)."""
+    lines = [f"server region {health['region']}, health version {health['version']}"
+             + (", FAIL OPEN (no prober reporting)" if health["fail_open"] else "")]
+    for region, p in sorted(health["probers"].items()):
+        lines.append(f"  prober {region}: {'live' if p['live'] else 'SILENT'}, last report {p['age']:.1f} s ago, "
+                     f"{p['targets']} targets")
+    for zone in health["zones"]:
+        for pool in zone["pools"]:
+            lines.append(f"{zone['origin']} pool {pool['name']} ({pool['policy']}, check {pool['check'] or 'none'})")
+            for site in pool["sites"]:
+                lines.append(f"  site {site['name']}" + (f" status {site['status']}" if site["status"] != "auto" else ""))
+                for e in site["endpoints"]:
+                    answered = "answered" if e["answered"] else "NOT answered"
+                    lines.append(f"    {e['address']:<24} {e['state']:<9} {answered} ({e['why']}) {e['reason']}")
+                    for region, v in sorted(e["regions"].items()):
+                        rtt = "-" if v["rtt_ms"] is None else f"{v['rtt_ms']:.1f}ms"
+                        error = f" error: {v['error']}" if v["error"] else ""
+                        lines.append(f"      {region:<20} {v['state']:<8} rtt {rtt}{error}")
+    return "\n".join(lines)
+
+
+async def get_health(request: web.Request) -> web.Response:
+    """GET /v1/health: `health_document` as JSON."""
+    return web.json_response(health_document(request.app[SERVER]))
+
+
+async def get_status_page(request: web.Request) -> web.Response:
+    """GET /status: the same view for a browser, refreshed every 2 s."""
+    text = html.escape(render_text(health_document(request.app[SERVER])))
+    page = ("<!doctype html><html><head><meta charset=utf-8><meta http-equiv=refresh content=2>"
+            "<title>gslb status</title><style>body{font:14px monospace;margin:1em}"
+            ".down{color:#b00}</style></head><body><h1>gslb status</h1><pre>"
+            + text.replace("NOT answered", "<span class=down>NOT answered</span>") + "</pre></body></html>")
+    return web.Response(text=page, content_type="text/html")
 
 
 def _refuse(why: str, status: int = 401) -> web.Response:
@@ -142,6 +179,7 @@ async def get_metrics(request: web.Request) -> web.Response:
 def add_health_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/v1/health", get_health)
+    app.router.add_get("/status", get_status_page)
     app.router.add_get("/v1/targets", get_targets)
     app.router.add_post("/v1/reports", post_report)
     app.router.add_post("/v1/endpoints/{address}/status", post_status)
