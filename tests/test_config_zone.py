@@ -51,3 +51,14 @@ def test_every_problem_of_a_directory_is_listed(tmp_path):
         (tmp_path / name).write_text((REPO / "tests" / "zones" / name).read_text())
     result = check(str(tmp_path))
     assert result.returncode == 1 and result.stdout.count(str(tmp_path)) == 2
+
+
+def test_check_also_validates_the_server_config(tmp_path):
+    config = tmp_path / "server.yaml"
+    config.write_text("listen: 127.0.0.1:53\nreload_interval: fast\nhealth: {quorum: most}\n")
+    result = subprocess.run([sys.executable, "-m", "gslb", "check", "zones", "--config", str(config)], cwd=REPO,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[:2] == [
+        f"{config}:2: reload_interval: expected seconds 0.1..3600",
+        f"{config}:3: health quorum: 'most', expected majority, any, all or a number of regions >= 1"]

@@ -1,30 +1,48 @@
-"""`gslb check [PATH]`: validate zone files; print every problem as file:line: message."""
+"""`gslb check [PATH]`: validate zone files (and optionally the server config and the latency table);
+print every problem as file:line: message and exit 1."""
 
 from __future__ import annotations
 
 import argparse
-import os
+import dataclasses
 
+from gslb.config.latency import load_latency_table
 from gslb.config.regions import load_regions
+from gslb.config.server import load_server_config
 from gslb.config.zone import load_zones
-from gslb.errors import ConfigError
+from gslb.errors import ConfigError, Problem
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate zone files (exit 1 and print file:line for every problem)")
-    p.add_argument("path", nargs="?", default="zones", help="a zone file or a directory of them (default ./zones)")
-    p.add_argument("--data", default="data", metavar="DIR", help="where regions.yaml is (default ./data)")
+    p.add_argument("path", nargs="?", default=None,
+                   help="a zone file or a directory of them (default: the config's zones, else ./zones)")
+    p.add_argument("--data", default=None, metavar="DIR", help="regions.yaml and latency.yaml (default ./data)")
+    p.add_argument("--config", default=None, metavar="FILE", help="also check this server config")
     return p
 
 
-def run(args: argparse.Namespace) -> int:
+def _collect(problems: list[Problem], load, *args):
+    """Run a loader; its problems join the list instead of stopping the check."""
     try:
-        regions = load_regions(os.path.join(args.data, "regions.yaml"))
-        zones = load_zones(args.path, regions)
+        return load(*args)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem)
-        print(f"{len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''} found")
+        problems.extend(exc.problems)
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    problems: list[Problem] = []
+    config = _collect(problems, load_server_config, args.config) or load_server_config(None)
+    if args.data:
+        config = dataclasses.replace(config, data=args.data)
+    regions = _collect(problems, load_regions, config.regions_path)
+    _collect(problems, load_latency_table, config.latency_path)
+    zones = _collect(problems, load_zones, args.path or config.zones, regions) or {}
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found")
         return 1
     for zone in sorted(zones.values(), key=lambda z: z.origin):
         print(f"{zone.file}: ok: {zone.origin} ({len(zone.names)} names, {len(zone.pools)} pools)")
