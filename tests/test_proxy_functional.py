@@ -361,12 +361,17 @@ def test_tls_listener(backends, tmp_path, proxy):
 
 def test_metrics_count_requests(backends, proxy):
     (a,) = backends("a")
-    px = proxy(config([a]))
+    px = proxy(config([a], routes="  - {name: api, host: api.test, pool: app}\n  - {default: true, pool: app}\n"))
     names(px, 3)
+    request(px, headers={"Host": "api.test"})
+    assert http_status(px.admin_url + f"/v1/backends/{a.address}/drain", method="POST", token="tok") == 200
+    assert request(px)[0] == 503
     text = fetch(px.admin_url + "/metrics")
-    assert f'gslb_proxy_requests_total{{pool="app",backend="{a.address}",status="200"}} 3' in text
-    assert 'gslb_proxy_request_seconds_count{pool="app"} 3' in text
-    assert f'gslb_proxy_backend_up{{pool="app",backend="{a.address}"}} 1' in text
+    assert f'gslb_proxy_requests_total{{route="default",pool="app",backend="{a.address}",status="200"}} 3' in text
+    assert f'gslb_proxy_requests_total{{route="api",pool="app",backend="{a.address}",status="200"}} 1' in text
+    assert 'gslb_proxy_requests_total{route="default",pool="app",backend="-",status="503"} 1' in text
+    assert 'gslb_proxy_request_seconds_count{pool="app"} 5' in text
+    assert f'gslb_proxy_backend_up{{pool="app",backend="{a.address}"}} 0' in text
 
 
 def test_workers_share_the_port(backends, tmp_path):

@@ -3,10 +3,14 @@ HTTP/1.0 clients, headers named by Connection."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import socket
+import time
 
 import pytest
+from httpsite import LoopThread
 from proxyharness import Backend, ProxyRunner, config
 
 
@@ -123,3 +127,78 @@ def test_headers_named_by_connection_are_not_forwarded(backends, proxy):
         _, _, body = read_response(sock.makefile("rb"))
     seen = {k.lower() for k in json.loads(body)["headers"]}
     assert "x-public" in seen and "x-secret" not in seen
+
+
+def test_an_upload_waiting_for_a_slow_connect_is_not_buffered_whole(proxy):
+    # A backend whose accept queue is full: the kernel drops further SYNs, so connecting hangs.
+    stuck = socket.socket()
+    stuck.bind(("127.0.0.1", 0))
+    stuck.listen(0)
+    filler = socket.create_connection(stuck.getsockname())
+    address = "{}:{}".format(*stuck.getsockname())
+    px = proxy(f"listen: [127.0.0.1:0]\nadmin: 127.0.0.1:0\naccess_log: false\ntimeouts: {{connect: 2}}\n"
+               f"pools: {{app: {{backends: ['{address}']}}}}\nroutes: [{{default: true, pool: app}}]\n")
+    size = 64 * 1024 * 1024
+    try:
+        with socket.create_connection((px.host, px.port), timeout=5) as sock:
+            sock.sendall(f"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n".encode())
+            sock.setblocking(False)
+            block, sent, until = b"u" * 65536, 0, time.monotonic() + 1.0
+            while time.monotonic() < until and sent < size:
+                try:
+                    sent += sock.send(block)
+                except BlockingIOError:
+                    time.sleep(0.01)
+            # what the kernel buffers is a few MiB; the rest waits in the client, not in the proxy
+            assert sent < size // 2
+            sock.settimeout(5)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 502")
+    finally:
+        filler.close()
+        stuck.close()
+
+
+def test_a_client_that_stops_reading_is_not_mistaken_for_a_silent_backend(proxy):
+    # The client pauses longer than the read timeout: the proxy stops reading the backend meanwhile,
+    # which is back-pressure, not backend silence, so the download must complete; the backend
+    # connection, pooled after it, must read again for the next request.
+    size = 48 * 1024 * 1024           # more than the kernel buffers between backend, proxy and client
+    body = b"y" * size
+    loop = LoopThread()
+
+    async def handle(reader, writer):
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if head.startswith(b"GET /big"):
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+                    writer.write(body)
+                else:
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+
+    server = loop.run(asyncio.start_server(handle, "127.0.0.1", 0))
+    address = "{}:{}".format(*server.sockets[0].getsockname()[:2])
+    px = proxy(f"listen: [127.0.0.1:0]\nadmin: 127.0.0.1:0\naccess_log: false\ntimeouts: {{read: 0.5}}\n"
+               f"pools: {{app: {{backends: ['{address}']}}}}\nroutes: [{{default: true, pool: app}}]\n")
+    try:
+        with socket.create_connection((px.host, px.port), timeout=10) as sock:
+            sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            f = sock.makefile("rb")
+            while f.readline() != b"\r\n":
+                pass
+            time.sleep(1.5)
+            got = 0
+            while got < size and (piece := f.read(1 << 20)):
+                got += len(piece)
+            assert got == size
+        with socket.create_connection((px.host, px.port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(sock.makefile("rb"))[:3:2] == (200, b"ok")
+    finally:
+        loop.run(_close(server))
+        loop.close()
+
+
+async def _close(server: asyncio.Server) -> None:
+    server.close()

@@ -70,13 +70,18 @@ async def drain(request: web.Request) -> web.Response:
     return web.json_response({"address": address, "drain": action == "drain", "active": sum(b.active for b in found)})
 
 
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def metrics_text(proxy: Proxy) -> str:
     """Prometheus text format: requests by pool/backend/status, latency histograms, backend health."""
     total = totals(proxy)
-    lines = ["# HELP gslb_proxy_requests_total Requests answered, by pool, backend and status.",
+    lines = ["# HELP gslb_proxy_requests_total Requests answered, by route, pool, backend and status.",
              "# TYPE gslb_proxy_requests_total counter"]
-    for (pool, backend, status), count in sorted(total["requests"].items()):
-        lines.append(f'gslb_proxy_requests_total{{pool="{pool}",backend="{backend}",status="{status}"}} {count}')
+    for (route, pool, backend, status), count in sorted(total["requests"].items()):
+        lines.append(f'gslb_proxy_requests_total{{route="{_label(route)}",pool="{pool}",backend="{backend}",'
+                     f'status="{status}"}} {count}')
     lines += ["# HELP gslb_proxy_request_seconds Request latency through the proxy.",
               "# TYPE gslb_proxy_request_seconds histogram"]
     for pool, counts in sorted(total["latency"].items()):

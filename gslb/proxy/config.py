@@ -18,7 +18,7 @@ TOP_KEYS = {"listen", "admin", "pools", "routes", "admin_token", "sticky_secret"
 POOL_KEYS = {"algorithm", "backends", "check", "sticky", "hash", "slow_start", "outlier", "max_connections",
              "fail_open"}
 BACKEND_KEYS = {"address", "weight", "drain", "max_connections"}
-ROUTE_KEYS = {"host", "path", "header", "pool", "pools", "default"}
+ROUTE_KEYS = {"name", "host", "path", "header", "pool", "pools", "default"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +78,7 @@ class Route:
     path: str = "/"
     header: tuple[str, str] | None = None
     default: bool = False
+    name: str = ""                    # the `route` label of metrics; default: host, path and header
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,8 +283,12 @@ def _route(i: int, src: Any, pools: dict, p: _P) -> Route | None:
     host = src.get("host")
     if host is not None and (not isinstance(host, str) or not host or "*" in host.removeprefix("*.")):
         p.add(src, "host", f"{where}host {host!r}, expected a name or *.domain")
-    return Route(tuple(targets), None if host is None else str(host).lower(), path, header,
-                 p.flag(src, "default", False, where))
+    host = None if host is None else str(host).lower()
+    default = p.flag(src, "default", False, where)
+    name = src.get("name")
+    if name is None:
+        name = "default" if default else (host or "*") + path + (f" {header[0]}={header[1]}" if header else "")
+    return Route(tuple(targets), host, path, header, default, str(name))
 
 
 def load_proxy_config(path: str) -> ProxyConfig:

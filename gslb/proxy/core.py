@@ -67,7 +67,7 @@ class Proxy:
         self.stopping = False
         self.retry_budget = RetryBudget()
         self.buckets: dict[str, TokenBucket] = {}
-        self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
+        self.requests: dict[tuple[str, str, str, int], int] = defaultdict(int)   # route, pool, backend, status
         self.latency: dict[str, list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
         self.latency_sum: dict[str, float] = defaultdict(float)
         self.share: WorkerShare | None = None      # set when one of several --workers
@@ -205,6 +205,7 @@ class Proxy:
             return None
         name = route.pools[0][0] if len(route.pools) == 1 else \
             random.choices([n for n, _ in route.pools], weights=[w for _, w in route.pools])[0]
+        req.route, req.pool = route.name, name
         pool = self.pools[name]
         self.retry_budget.request()
         if pool.config.sticky is not None:
@@ -220,7 +221,7 @@ class Proxy:
                elapsed: float | None = None) -> None:
         elapsed = time.monotonic() - req.started if elapsed is None else elapsed
         address = backend.address if backend else "-"
-        self.requests[(pool, address, status)] += 1
+        self.requests[(req.route, pool, address, status)] += 1
         counts = self.latency[pool]
         for i, edge in enumerate(BUCKETS):
             if elapsed <= edge:

@@ -29,6 +29,7 @@ access_log = logging.getLogger("gslb.access")
 
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
                         b"trailer", b"trailers", b"transfer-encoding", b"upgrade", b"proxy-connection"})
+PENDING_LIMIT = 256 * 1024          # request body held while connecting to the backend
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 REASONS = {400: "Bad Request", 404: "Not Found", 413: "Payload Too Large", 429: "Too Many Requests",
            431: "Request Header Fields Too Large", 502: "Bad Gateway", 503: "Service Unavailable",
@@ -70,6 +71,8 @@ class Request:
         "length",
         "method",
         "path",
+        "pool",
+        "route",
         "started",
         "upgrade",
         "url",
@@ -82,6 +85,7 @@ class Request:
         self.headers: list[tuple[bytes, bytes]] = []
         self._cookies: dict[str, str] | None = None
         self.started = time.monotonic()
+        self.route = self.pool = "-"     # metric labels, set once routed
 
     def header(self, name: str) -> str | None:
         key = name.lower().encode()
@@ -130,6 +134,7 @@ class ClientConnection(asyncio.Protocol):
         self.header_bytes = 0
         self.body_bytes = 0
         self.closed = False
+        self.blocked = False                   # our writes to the client wait: its reader is slow
         self.idle_since = time.monotonic()     # the proxy's sweep closes connections idle too long
 
     # -- connection -------------------------------------------------------------------------------
@@ -152,13 +157,16 @@ class ClientConnection(asyncio.Protocol):
         return 0.0 if self.exchange is not None else now - self.idle_since
 
     def pause_writing(self) -> None:
+        self.blocked = True
         if self.exchange and self.exchange.upstream and self.exchange.upstream.transport:
             self.exchange.upstream.transport.pause_reading()
         if self.tunnel and self.tunnel.transport:
             self.tunnel.transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self.blocked = False
         if self.exchange and self.exchange.upstream and self.exchange.upstream.transport:
+            self.exchange.activity = time.monotonic()     # the backend was waiting for us, not silent
             self.exchange.upstream.transport.resume_reading()
         if self.tunnel and self.tunnel.transport:
             self.tunnel.transport.resume_reading()
@@ -187,7 +195,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport.write(simple_response(status, text, close, extra))
         req = req or self.request
         if req is not None:
-            self.proxy.record(req, None, status, "-")
+            self.proxy.record(req, None, status, req.pool)
         if close:
             self.transport.close()
 
@@ -309,7 +317,9 @@ class Exchange:
         self.proxy, self.client, self.req, self.pool, self.backend = proxy, client, req, pool, backend
         self.set_cookie = set_cookie
         self.upstream: UpstreamConnection | None = None
-        self.pending: list[bytes] = []
+        self.pending: list[bytes] = []   # request body that arrived before the upstream connection
+        self.pending_bytes = 0
+        self.held = False                # client reading paused: pending is full
         self.body_done = False
         self.head_sent = False
         self.finished = False
@@ -403,10 +413,16 @@ class Exchange:
         self.upstream = conn
         conn.exchange = self
         conn.start_response(self.req.method == b"HEAD")
+        if self.held:
+            # before the writes: a full upstream buffer pauses the client again (pause_writing)
+            self.held = False
+            if not self.body_done and not self.client.closed:
+                self.client.transport.resume_reading()
         conn.transport.write(self._head())
         for piece in self.pending:
             conn.transport.write(piece)
         self.pending = []
+        self.pending_bytes = 0
         if self.body_done and self.req.chunked:
             conn.transport.write(b"0\r\n\r\n")
         self.activity = time.monotonic()
@@ -419,6 +435,10 @@ class Exchange:
             self.upstream.transport.write(piece)
         else:
             self.pending.append(piece)
+            self.pending_bytes += len(piece)
+            if self.pending_bytes > PENDING_LIMIT and not self.held:
+                self.held = True         # a slow connect must not make us buffer a whole upload
+                self.client.transport.pause_reading()
 
     def request_done(self) -> None:
         self.body_done = True
@@ -515,6 +535,8 @@ class Exchange:
         if conn is not None and not keep_upstream:
             conn.exchange = None
             if reuse and len(backend.idle) < 256 and not self.proxy.stopping:
+                # the last write to a slow client may have paused this connection's reading just now
+                conn.transport.resume_reading()
                 backend.idle.append(conn)
             else:
                 conn.close()
@@ -553,7 +575,7 @@ class Exchange:
     def check_deadlines(self, now: float) -> None:
         """Called by the proxy's sweep: 504 when the backend is silent too long or the request too slow."""
         timeouts = self.proxy.config.timeouts
-        if self.upstream is not None and now - self.activity > timeouts.read:
+        if self.upstream is not None and not self.client.blocked and now - self.activity > timeouts.read:
             self.fail(504, f"gateway timeout: {self.backend.address} sent nothing for {timeouts.read:g} s")
         elif now - self.started > timeouts.total:
             self.fail(504, f"gateway timeout: the request took longer than {timeouts.total:g} s")

@@ -79,7 +79,7 @@ class WorkerShare:
 def stats_of(proxy: Proxy) -> dict:
     """A worker's counters as JSON-able data."""
     return {
-        "requests": [[pool, backend, status, count] for (pool, backend, status), count in proxy.requests.items()],
+        "requests": [[*key, count] for key, count in proxy.requests.items()],
         "latency": dict(proxy.latency), "latency_sum": dict(proxy.latency_sum),
         "backends": {f"{name}|{b.address}": [b.active, b.requests, b.ejections]
                      for name, pool in proxy.pools.items() for b in pool.backends},
@@ -89,10 +89,11 @@ def stats_of(proxy: Proxy) -> dict:
 def merged(proxy: Proxy, others: list[dict]) -> dict:
     """This worker's counters plus the others': the whole proxy's."""
     total = stats_of(proxy)
-    requests: dict[tuple, int] = {(p, b, s): c for p, b, s, c in total["requests"]}
+    requests: dict[tuple, int] = {tuple(row[:-1]): row[-1] for row in total["requests"]}
     for data in others:
-        for p, b, s, c in data.get("requests", []):
-            requests[(p, b, s)] = requests.get((p, b, s), 0) + c
+        for row in data.get("requests", []):
+            key = tuple(row[:-1])
+            requests[key] = requests.get(key, 0) + row[-1]
         for pool, counts in data.get("latency", {}).items():
             mine = total["latency"].setdefault(pool, [0] * len(counts))
             total["latency"][pool] = [x + y for x, y in zip(mine, counts)]

@@ -69,6 +69,7 @@ class BackendState:
             self.ejected_until = time.monotonic() + self.pool.outlier.ejection
             self.ejections += 1
             self.failures = 0
+            self.up_since = self.ejected_until      # back from ejection: slow start again
             if self.health is not None:
                 self.health.state = "down"          # must pass `rise` active checks to return
             log.warning("backend %s ejected for %.0f s after %d consecutive failures", self.address,
