@@ -9,7 +9,7 @@ import pytest
 
 from gslb.errors import ConfigError
 from gslb.proxy.balancers import ConsistentHash, WeightedRoundRobin
-from gslb.proxy.config import Backend, UpstreamPool, load_proxy_config
+from gslb.proxy.config import Backend, Outlier, UpstreamPool, load_proxy_config
 from gslb.proxy.state import BackendState
 
 
@@ -68,6 +68,18 @@ def test_slow_start_ramps_the_weight():
     assert b.effective_weight() == pytest.approx(0.5, abs=0.05)
     b.up_since = time.monotonic() - 20
     assert b.effective_weight() == 1.0
+
+
+def test_a_backend_back_from_ejection_starts_slow_again():
+    backend = Backend("10.0.0.1", 80)
+    pool = UpstreamPool("p", (backend,), slow_start=10.0, outlier=Outlier(failures=1, ejection=0.05))
+    b = BackendState(backend, pool)
+    b.up_since = time.monotonic() - 60             # long up: full weight
+    assert b.effective_weight() == 1.0
+    b.passive(False)
+    assert not b.healthy
+    time.sleep(0.1)
+    assert b.healthy and b.effective_weight() < 0.2
 
 
 def test_proxy_config_errors_name_file_and_line(tmp_path):
