@@ -523,3 +523,75 @@ def test_a_pooled_connection_the_backend_closed_is_retried_on_a_fresh_one(proxy)
     px = proxy(f"listen: [127.0.0.1:{free_port()}]\nadmin: 127.0.0.1:{free_port()}\naccess_log: false\n"
                f"pools: {{app: {{backends: [{{address: '127.0.0.1:{port}'}}]}}}}\nroutes: [{{default: true, pool: app}}]\n")
     assert [request(px)[0] for _ in range(5)] == [200] * 5
+
+
+def test_power_of_two_avoids_the_busy_backend(backends, proxy):
+    slow, fast = backends("slow", "fast")
+    slow.delay = 0.5
+    px = proxy(config([slow, fast], algorithm="power_of_two"))
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(request(px)[2].decode())) for _ in range(10)]
+    for t in threads:
+        t.start()
+        time.sleep(0.03)
+    for t in threads:
+        t.join()
+    assert Counter(results)["fast"] >= 8          # with two backends, both are always the two compared
+
+
+def test_random_follows_weights(backends, proxy):
+    a, b = backends("a", "b")
+    px = proxy(config([a, b], algorithm="random").replace(f'{{address: "{a.address}"}}',
+                                                          f'{{address: "{a.address}", weight: 3}}'))
+    got = Counter(names(px, 400))
+    assert 250 <= got["a"] <= 350 and got["a"] + got["b"] == 400
+
+
+def test_consistent_hash_on_a_cookie(backends, proxy):
+    a, b, c = backends("a", "b", "c")
+    px = proxy(config([a, b, c], algorithm="consistent_hash", extra_pool="    hash: cookie:session\n"))
+    by_session = {s: request(px, headers={"Cookie": f"theme=dark; session=s{s}"})[2] for s in range(30)}
+    assert all(request(px, headers={"Cookie": f"session=s{s}"})[2] == n for s, n in by_session.items())
+    assert len(set(by_session.values())) == 3
+
+
+def test_connection_failures_eject_and_active_checks_bring_back(backends, proxy):
+    (good,) = backends("good")
+    flaky = Backend("flaky")
+    flaky_port = flaky.port
+    flaky.close()                                  # refuses connections for now
+    check = "    check: {path: /healthz, interval: 0.2, rise: 2, fall: 5}\n    outlier: {failures: 2, ejection: 0.5}\n"
+    text = config([good], extra_pool=check).replace(
+        f'[{{address: "{good.address}"}}]', f'[{{address: "127.0.0.1:{flaky_port}"}}, {{address: "{good.address}"}}]')
+    px = proxy(text)
+    for _ in range(6):
+        request(px)
+    rows = {r["address"]: r for r in as_json(fetch(px.admin_url + "/v1/backends"))["pools"]["app"]["backends"]}
+    assert rows[f"127.0.0.1:{flaky_port}"]["ejections"] >= 1
+    back = Backend("flaky", port=flaky_port)       # up again: after the ejection, `rise` checks return it
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "flaky" not in names(px, 4):
+            time.sleep(0.1)
+        assert "flaky" in names(px, 4)
+    finally:
+        back.close()
+
+
+def test_retries_are_bounded_by_the_retry_budget(backends, proxy):
+    (good,) = backends("good")
+    dead = f"127.0.0.1:{free_port()}"
+    text = config([good], extra_pool="    outlier: {failures: 100000, ejection: 1}\n").replace(
+        f'[{{address: "{good.address}"}}]', f'[{{address: "{dead}"}}, {{address: "{good.address}"}}]')
+    px = proxy(text)
+    conn = http.client.HTTPConnection(px.host, px.port, timeout=5)
+    statuses = Counter()
+    for _ in range(60):
+        status, _, _ = request(px, conn=conn)
+        statuses[status] += 1
+        if status != 200:                            # a 502 closes nothing, but reconnect to be safe
+            conn.close()
+            conn = http.client.HTTPConnection(px.host, px.port, timeout=5)
+    conn.close()
+    # half the picks hit the dead backend; the budget (20 % of requests + 3/s) retries only some of them
+    assert statuses[200] >= 33 and statuses[502] >= 5
