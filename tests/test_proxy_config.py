@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gslb.errors import ConfigError
@@ -56,3 +58,19 @@ def test_pool_max_connections_and_top_level_fail_open_are_defaults(tmp_path):
     config = load_proxy_config(str(path))
     assert [b.max_connections for b in config.pools["app"].backends] == [7, 2]
     assert config.pools["app"].fail_open and not config.pools["strict"].fail_open
+
+
+def test_the_example_and_the_documented_config_load(tmp_path):
+    repo = Path(__file__).resolve().parent.parent
+    example = load_proxy_config(str(repo / "examples" / "proxy.yaml"))
+    assert example.pools["app"].algorithm == "weighted_round_robin" and example.routes[-1].default
+    doc = (repo / "docs" / "proxy.md").read_text().split("```yaml\n", 1)[1].split("```", 1)[0]
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("x")
+    key.write_text("x")
+    path = tmp_path / "doc.yaml"
+    path.write_text(doc.replace("/etc/gslb/cert.pem", str(cert)).replace("/etc/gslb/key.pem", str(key)))
+    documented = load_proxy_config(str(path))
+    assert set(documented.pools) == {"app", "app-canary", "search"}
+    assert documented.routes[-1].pools == (("app", 95), ("app-canary", 5))
+    assert documented.listen[1].cert == str(cert)
