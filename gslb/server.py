@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from gslb.config.server import ServerConfig
 from gslb.config.store import ZoneStore
 from gslb.dns.server import Handler, parse_listen, start_dns
 from gslb.dns.table import AnswerTable
+from gslb.health.feed import HealthFeed, SnapshotSender
 from gslb.health.service import HealthService
 from gslb.health.snapshot import HealthSnapshot
 from gslb.steering.decide import SteeringData
@@ -42,13 +44,20 @@ def zone_targets(zones: Any) -> list[Target]:
 class Server:
     """One running gslb DNS server. `start()` binds everything; `stop()` releases it."""
 
-    def __init__(self, config: ServerConfig):
+    def __init__(self, config: ServerConfig, *, feed: socket.socket | None = None,
+                 workers: list[socket.socket] | None = None):
+        """`feed`: this is a DNS worker process, fed health snapshots by the main one (no prober, no API).
+        `workers`: this is the main process of `--workers N`, sending snapshots to the others."""
         self.config = config
+        self.is_worker = feed is not None
         regions = load_regions(config.regions_path)
         self.steering = SteeringData(regions, load_latency_table(config.latency_path))
         self.locator = Locator(config.geoip_path)
         self.store = ZoneStore(config.zones, regions)
-        self.health_service = HealthService(config.health, self._on_health)
+        self.health_service = HealthFeed(feed, self._on_health) if feed is not None \
+            else HealthService(config.health, self._on_health)
+        self.sender = SnapshotSender(workers) if workers else None
+        self.reuse_port = feed is not None or bool(workers)
         self.handler: Handler | None = None
         self.dns_addresses: list[tuple[str, int]] = []
         self.api_address: tuple[str, int] | None = None
@@ -67,6 +76,8 @@ class Server:
     def _on_health(self, snapshot: HealthSnapshot) -> None:
         if self.handler is not None:
             self.handler.table.set_health(snapshot)
+        if self.sender is not None:
+            self.sender.publish(snapshot)
 
     def _load(self, force: bool) -> bool:
         try:
@@ -114,13 +125,16 @@ class Server:
             self.handler = Handler(self._build_table(), self.config.query_log)
         for text in self.config.listen:
             host, port = parse_listen(text)
-            udp, tcp = await start_dns(self.handler, host, port)
+            udp, tcp = await start_dns(self.handler, host, port, self.reuse_port)
             self._closers += [udp, tcp]
             bound = udp.get_extra_info("sockname")
             self.dns_addresses.append((host, bound[1]))
             log.info("DNS on %s port %d (udp, tcp)", host, bound[1])
         await self.health_service.start()
-        if self.config.api:
+        if self.sender is not None:
+            self._tasks.append(asyncio.create_task(self.sender.run()))
+            self.sender.publish(self.health)
+        if self.config.api and not self.is_worker:
             await self._start_api()
         self._tasks.append(asyncio.create_task(self._watch()))
         loop = asyncio.get_running_loop()

@@ -11,7 +11,7 @@ from gslb.config.yamlsrc import SourceMap, load_yaml_file
 from gslb.errors import ConfigError, Problem
 
 SERVER_KEYS = {"zones", "listen", "api", "data", "geoip", "regions", "latency", "query_log",
-               "reload_interval", "health"}
+               "reload_interval", "health", "workers"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,7 @@ class ServerConfig:
     latency: str | None = None                    # default: <data>/latency.yaml
     query_log: bool = False
     reload_interval: float = 1.0                  # how often zone files are checked for changes
+    workers: int = 1                              # DNS processes sharing the listen ports (SO_REUSEPORT)
     health: HealthSettings = field(default_factory=HealthSettings)
     file: str | None = None
 
@@ -76,6 +77,11 @@ def load_server_config(path: str | None) -> ServerConfig:
                 problems.append(Problem(path, line, "reload_interval: expected seconds 0.1..3600"))
             else:
                 values[key] = float(value)
+        elif key == "workers":
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 256:
+                problems.append(Problem(path, line, "workers: expected a number of processes 1..256"))
+            else:
+                values[key] = value
         elif key == "api":
             values[key] = None if value in (None, False, "off") else str(value)
         elif key != "health":

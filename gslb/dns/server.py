@@ -146,9 +146,10 @@ def parse_listen(text: str, default_port: int = 5353) -> tuple[str, int]:
     return host, number
 
 
-def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+def _bind_pair(host: str, port: int, reuse_port: bool = False) -> tuple[socket.socket, socket.socket]:
     """A UDP and a TCP socket on the same address and port. Port 0 picks one free for both (a port the
-    kernel hands UDP may be taken for TCP, so it tries again)."""
+    kernel hands UDP may be taken for TCP, so it tries again). `reuse_port` lets worker processes share
+    the port (SO_REUSEPORT: the kernel spreads clients over them)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(50 if port == 0 else 1):
         udp = socket.socket(family, socket.SOCK_DGRAM)
@@ -159,6 +160,9 @@ def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
                 tcp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
             tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             udp.bind((host, port))
             tcp.bind((host, udp.getsockname()[1]))
             tcp.listen(1024)
@@ -171,10 +175,11 @@ def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
     raise OSError(f"no port free for both UDP and TCP on {host}")
 
 
-async def start_dns(handler: Handler, host: str, port: int) -> tuple[asyncio.BaseTransport, asyncio.Server]:
+async def start_dns(handler: Handler, host: str, port: int,
+                    reuse_port: bool = False) -> tuple[asyncio.BaseTransport, asyncio.Server]:
     """Bind UDP and TCP on one address; returns both so they can be closed."""
     loop = asyncio.get_running_loop()
-    udp_sock, tcp_sock = _bind_pair(host, port)
+    udp_sock, tcp_sock = _bind_pair(host, port, reuse_port)
     udp, _ = await loop.create_datagram_endpoint(lambda: UdpServer(handler), sock=udp_sock)
     tcp = await loop.create_server(lambda: TcpServer(handler), sock=tcp_sock)
     return udp, tcp
