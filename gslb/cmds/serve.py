@@ -68,7 +68,7 @@ def _run_workers(config) -> int:
         raise ValueError("--workers needs fixed ports in --listen (port 0 cannot be shared)")
     pairs = [socket.socketpair() for _ in range(config.workers - 1)]
     children = []
-    for main_end, worker_end in pairs:
+    for _, worker_end in pairs:
         pid = os.fork()
         if pid == 0:
             for other_main, other_worker in pairs:

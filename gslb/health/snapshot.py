@@ -2,8 +2,7 @@
 
 The health room (probers, rise/fall, quorum, overrides) publishes a new `HealthSnapshot` whenever
 anything changes; steering and the DNS answer cache only ever read snapshots, so a decision never sees
-half an update. `HealthSnapshot.EMPTY` (nothing probed yet) treats every endpoint as `unknown`, which
-answers count as up.
+half an update. An empty snapshot (nothing probed yet) has every endpoint `unknown`, which answers count as up.
 """
 
 from __future__ import annotations
@@ -58,16 +57,7 @@ class HealthSnapshot:
         """Health of a target; `unknown` if it was never probed."""
         return self.targets.get(target, _UNKNOWN)
 
-    def is_up(self, target: Target) -> bool:
-        """True unless an override or the quorum says down; `unknown` counts as up (honest start-up)."""
-        forced = self.overrides.get(target.address)
-        if forced is not None:
-            return forced == "up"
-        return self.targets.get(target, _UNKNOWN).state != "down"
-
     def regions(self) -> frozenset[str]:
         """The prober regions that reported anything in this snapshot."""
         return frozenset(r for h in self.targets.values() for r in h.regions)
 
-
-HealthSnapshot.EMPTY = HealthSnapshot()  # type: ignore[attr-defined]

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import httptools
 
+from gslb.proxy.state import MAX_IDLE
+
 if TYPE_CHECKING:
     from gslb.proxy.core import Proxy
     from gslb.proxy.state import BackendState
@@ -535,7 +537,7 @@ class Exchange:
         conn = self.upstream
         if conn is not None and not keep_upstream:
             conn.exchange = None
-            if reuse and len(backend.idle) < 256 and not self.proxy.stopping:
+            if reuse and len(backend.idle) < MAX_IDLE and not self.proxy.stopping:
                 # the last write to a slow client may have paused this connection's reading just now
                 conn.transport.resume_reading()
                 backend.idle.append(conn)
