@@ -123,6 +123,38 @@ def serve(tmp_path):
         yield start
 
 
+@pytest.fixture
+def backends():
+    """Start real HTTP backends for proxy tests: `a, b = backends("a", "b")`; closed after the test."""
+    from proxyharness import Backend
+    made = []
+
+    def make(*names: str) -> list:
+        new = [Backend(n) for n in names]
+        made.extend(new)
+        return new
+
+    yield make
+    for backend in made:
+        backend.close()
+
+
+@pytest.fixture
+def proxy(tmp_path):
+    """Run `gslb proxy` configurations in this process: `px = proxy(yaml_text)`; shut down after the test."""
+    from proxyharness import ProxyRunner
+    runners = []
+
+    def make(yaml_text: str):
+        runner = ProxyRunner(tmp_path, yaml_text)
+        runners.append(runner)
+        return runner
+
+    yield make
+    for runner in runners:
+        runner.close()
+
+
 EXAMPLE_ZONE = (REPO / "zones" / "gslb.example.com.yaml").read_text()
 
 

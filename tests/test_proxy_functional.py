@@ -22,34 +22,6 @@ from httpsite import free_port
 from proxyharness import Backend, ProxyRunner, as_json, config
 
 
-@pytest.fixture
-def backends():
-    made: list[Backend] = []
-
-    def make(*names: str) -> list[Backend]:
-        new = [Backend(n) for n in names]
-        made.extend(new)
-        return new
-
-    yield make
-    for b in made:
-        b.close()
-
-
-@pytest.fixture
-def proxy(tmp_path):
-    runners: list[ProxyRunner] = []
-
-    def make(yaml_text: str) -> ProxyRunner:
-        runner = ProxyRunner(tmp_path, yaml_text)
-        runners.append(runner)
-        return runner
-
-    yield make
-    for r in runners:
-        r.close()
-
-
 def request(px, path: str = "/", method: str = "GET", headers: dict | None = None, body: bytes | None = None,
             conn: http.client.HTTPConnection | None = None) -> tuple[int, dict, bytes]:
     own = conn is None

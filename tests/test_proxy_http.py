@@ -9,37 +9,8 @@ import json
 import socket
 import time
 
-import pytest
 from httpsite import LoopThread
-from proxyharness import Backend, ProxyRunner, config
-
-
-@pytest.fixture
-def backends():
-    made: list[Backend] = []
-
-    def make(*names: str) -> list[Backend]:
-        new = [Backend(n) for n in names]
-        made.extend(new)
-        return new
-
-    yield make
-    for b in made:
-        b.close()
-
-
-@pytest.fixture
-def proxy(tmp_path):
-    runners: list[ProxyRunner] = []
-
-    def make(yaml_text: str) -> ProxyRunner:
-        runner = ProxyRunner(tmp_path, yaml_text)
-        runners.append(runner)
-        return runner
-
-    yield make
-    for r in runners:
-        r.close()
+from proxyharness import config
 
 
 def read_response(f) -> tuple[int, dict[str, str], bytes]:
