@@ -1,13 +1,21 @@
 #!/usr/bin/env python3
-"""DNS queries per second: gslb against gdnsd and nsd, serving the same zone, measured in one run.
+"""DNS queries per second: gslb against gdnsd and nsd serving the same zone, measured in one run.
 
     python bench/dns.py [--seconds 5] [--rounds 3] [--json FILE]
 
-Loopback only and bounded in time. Each server runs alone on CPU 0 (taskset), dnsperf on CPU 1.
-Rounds interleave the targets so that drift on a shared machine hits all of them; the table shows the
-median queries/s of each target over the rounds and gslb's ratios against the peers.
-Targets: gslb static name, gslb load-balanced name (latency pool), gdnsd static, nsd static.
-Needs the Debian packages dnsperf, gdnsd and nsd (a missing peer is skipped and said so).
+Loopback only and bounded in time (about rounds x targets x seconds, plus start-up). One zone,
+bench.gslb.test., is written in three forms to a temporary directory (gslb YAML, gdnsd and nsd zone
+files); each server runs as a foreground child on its own ephemeral 127.0.0.1 port, with one
+DNS thread/process, and is stopped at the end, also on Ctrl-C, SIGTERM or an error.
+By default the servers run on CPU 0 and dnsperf on CPU 1 (taskset; --no-pin to let the kernel
+place them). Each round runs every target once, in turn, so drift on a shared machine hits all of
+them; the table shows the median queries/s of each target and gslb's ratios against the peers.
+Before measuring, every target's answer is checked (NOERROR, AA, the expected address), and every
+dnsperf run must see only NOERROR responses.
+Targets: gslb static name, gslb load-balanced name (latency pool; the client is 127.0.0.1, so its
+location is unknown), the same name with an EDNS Client Subnet in Europe (GeoIP + latency
+ranking), gdnsd static, nsd static. Needs the Debian packages dnsperf, gdnsd and nsd (a missing
+peer is skipped and said so).
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import re
 import shutil
 import signal
@@ -24,28 +33,42 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # This file is bench/dns.py: keep its folder off the import path so `import dns` finds dnspython.
 sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+import dns.edns
+import dns.exception
+import dns.flags
 import dns.message
 import dns.query
+import dns.rcode
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ORIGIN = "bench.gslb.test"
+STATIC = f"static.{ORIGIN}"
+POOLED = f"www.{ORIGIN}"
+STATIC_ADDRESS = "192.0.2.10"
+POOL_ADDRESSES = {"192.0.2.1", "192.0.2.2", "198.51.100.1"}
+EU_ADDRESSES = {"198.51.100.1"}
+# EDNS Client Subnet (option 8): family 1 (IPv4), source /24, scope 0, 193.0.0.0 (RIPE NCC, Europe).
+ECS_SUBNET = "193.0.0.0/24"
+ECS_HEX = "0001" "18" "00" "c10000"
+
+# The same data for every server: an apex SOA and NS, glue, and one static name.
 ZONE_FILE = f"""$TTL 3600
 @       IN SOA ns1.{ORIGIN}. hostmaster.{ORIGIN}. 1 3600 600 1209600 60
 @       IN NS  ns1.{ORIGIN}.
 ns1     IN A   127.0.0.53
-static  IN A   192.0.2.10
+static  IN A   {STATIC_ADDRESS}
 """
 GSLB_ZONE = f"""origin: {ORIGIN}.
 ttl: 3600
 soa: {{mname: ns1.{ORIGIN}., rname: hostmaster.{ORIGIN}., refresh: 3600, retry: 600, expire: 1209600, minimum: 60}}
 records:
-  "@": {{NS: ns1.{ORIGIN}.}}
+  "@": {{NS: [ns1.{ORIGIN}.]}}
   ns1: {{A: 127.0.0.53}}
-  static: {{A: 192.0.2.10}}
+  static: {{A: {STATIC_ADDRESS}}}
   www: {{pool: web}}
 pools:
   web:
@@ -53,9 +76,17 @@ pools:
     ttl: 30
     check: null
     sites:
-      us: {{lat: 38.9, lon: -77.4, endpoints: [{{address: 192.0.2.1, weight: 3}}, {{address: 192.0.2.2}}]}}
+      us: {{lat: 38.9, lon: -77.4, endpoints: [{{address: 192.0.2.1}}, {{address: 192.0.2.2}}]}}
       eu: {{lat: 53.3, lon: -6.3, endpoints: [{{address: 198.51.100.1}}]}}
 """
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGHUP: unwind through the finally blocks so the servers are stopped."""
+
+
+def _on_signal(signum, _frame):
+    raise Interrupted(signal.Signals(signum).name)
 
 
 def free_port() -> int:
@@ -72,8 +103,8 @@ def free_port() -> int:
                 continue
 
 
-def pinned(cmd: list[str], cpu: int) -> list[str]:
-    return (["taskset", "-c", str(cpu)] if shutil.which("taskset") else []) + cmd
+def pinned(cmd: list[str], cpu: int | None) -> list[str]:
+    return cmd if cpu is None else ["taskset", "-c", str(cpu)] + cmd
 
 
 @dataclass
@@ -81,55 +112,70 @@ class Server:
     name: str
     cmd: list[str]
     port: int
-    qname: str
+    log: str
     cwd: str | None = None
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen | None = field(default=None, repr=False)
 
-    def start(self) -> None:
-        self.proc = subprocess.Popen(pinned(self.cmd, 0), cwd=self.cwd, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, start_new_session=True)
-        deadline = time.time() + 20
-        q = dns.message.make_query(self.qname, "A")
-        while time.time() < deadline:
+    def start(self, cpu: int | None) -> None:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(pinned(self.cmd, cpu), cwd=self.cwd, stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=log, start_new_session=True)
+        deadline = time.monotonic() + 20
+        q = dns.message.make_query(STATIC, "A")
+        while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.proc.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
             try:
                 if dns.query.udp(q, "127.0.0.1", port=self.port, timeout=0.3).answer:
                     return
             except (dns.exception.Timeout, OSError):
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"{self.name} did not answer {self.qname} within 20 s")
+        raise RuntimeError(f"{self.name} did not answer {STATIC} within 20 s:\n{self.tail()}")
+
+    def tail(self) -> str:
+        try:
+            with open(self.log, errors="replace") as fh:
+                return fh.read()[-2000:]
+        except OSError:
+            return ""
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
             try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+            except ProcessLookupError:
+                pass
+
+
+def write(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write(text)
 
 
 def gdnsd_server(work: str) -> Server:
     port = free_port()
     conf = os.path.join(work, "gdnsd")
-    os.makedirs(os.path.join(conf, "zones"))
-    with open(os.path.join(conf, "config"), "w") as fh:
-        fh.write(f"options => {{ listen => [ 127.0.0.1 ], dns_port => {port}, udp_threads => 1, tcp_threads => 1,\n"
-                 f"  run_dir => {work}/gdnsd-run, state_dir => {work}/gdnsd-state }}\n")
-    with open(os.path.join(conf, "zones", ORIGIN), "w") as fh:
-        fh.write(ZONE_FILE)
-    return Server("gdnsd", ["gdnsd", "-c", conf, "start"], port, f"static.{ORIGIN}")
+    # gdnsd 3: one UDP and one TCP thread on our address and port; run/state dirs in the temp dir.
+    write(os.path.join(conf, "config"),
+          f"options => {{\n  listen => [ 127.0.0.1 ]\n  dns_port => {port}\n  udp_threads => 1\n"
+          f"  tcp_threads => 1\n  run_dir => {work}/gdnsd-run\n  state_dir => {work}/gdnsd-state\n}}\n")
+    write(os.path.join(conf, "zones", ORIGIN), ZONE_FILE)
+    return Server("gdnsd", ["gdnsd", "-c", conf, "start"], port, os.path.join(work, "gdnsd.log"))
 
 
 def nsd_server(work: str) -> Server:
     port = free_port()
     conf = os.path.join(work, "nsd")
-    os.makedirs(conf)
-    with open(os.path.join(conf, "bench.zone"), "w") as fh:
-        fh.write(ZONE_FILE)
-    with open(os.path.join(conf, "nsd.conf"), "w") as fh:
-        fh.write(f"""server:
+    write(os.path.join(conf, "bench.zone"), ZONE_FILE)
+    # Response rate limiting off (it is on by default and would drop most of a benchmark's queries),
+    # minimal responses like the others, one server process, no chroot or privilege drop, files here.
+    write(os.path.join(conf, "nsd.conf"), f"""server:
   ip-address: 127.0.0.1@{port}
   port: {port}
   server-count: 1
@@ -151,83 +197,164 @@ zone:
   name: {ORIGIN}
   zonefile: bench.zone
 """)
-    return Server("nsd", ["nsd", "-d", "-c", os.path.join(conf, "nsd.conf")], port, f"static.{ORIGIN}")
+    return Server("nsd", ["nsd", "-d", "-c", os.path.join(conf, "nsd.conf")], port, os.path.join(work, "nsd.log"))
 
 
 def gslb_server(work: str) -> Server:
     port = free_port()
     zones = os.path.join(work, "gslb-zones")
-    os.makedirs(zones)
-    with open(os.path.join(zones, "bench.yaml"), "w") as fh:
-        fh.write(GSLB_ZONE)
+    write(os.path.join(zones, "bench.yaml"), GSLB_ZONE)
     cmd = [sys.executable, "-m", "gslb", "--log-level", "WARNING", "serve", "--zones", zones,
            "--listen", f"127.0.0.1:{port}", "--api", "off"]
-    return Server("gslb", cmd, port, f"static.{ORIGIN}", cwd=REPO)
+    return Server("gslb", cmd, port, os.path.join(work, "gslb.log"), cwd=REPO)
 
 
-def dnsperf(port: int, qname: str, seconds: float, work: str) -> float:
-    qfile = os.path.join(work, f"q-{qname}")
-    with open(qfile, "w") as fh:
-        fh.write(f"{qname} A\n")
-    out = subprocess.run(pinned(["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", qfile, "-l", str(seconds),
-                                 "-c", "4", "-q", "200", "-t", "2"], 1),
-                         capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
-    match = re.search(r"Queries per second:\s+([\d.]+)", out)
+@dataclass
+class Target:
+    label: str
+    server: Server
+    qname: str
+    expect: set[str]
+    ecs: bool = False
+
+
+def check_answer(t: Target) -> int:
+    """Ask once with dnspython; the answer must be what every server should say. Returns its size."""
+    options = [dns.edns.ECSOption.from_text(ECS_SUBNET)] if t.ecs else None
+    q = dns.message.make_query(t.qname, "A", use_edns=0 if t.ecs else None, options=options)
+    r = dns.query.udp(q, "127.0.0.1", port=t.server.port, timeout=2)
+    got = {rr.address for rrset in r.answer for rr in rrset if rrset.rdtype == 1}
+    problems = []
+    if r.rcode() != dns.rcode.NOERROR:
+        problems.append(f"rcode {dns.rcode.to_text(r.rcode())}")
+    if not r.flags & dns.flags.AA:
+        problems.append("AA not set")
+    if not got or not got <= t.expect:
+        problems.append(f"answer {sorted(got)} not within {sorted(t.expect)}")
+    if problems:
+        raise RuntimeError(f"{t.label}: {', '.join(problems)}\n{r}")
+    return len(r.to_wire())
+
+
+def dnsperf(t: Target, seconds: float, work: str, clients: int, outstanding: int, cpu: int | None) -> dict:
+    qfile = os.path.join(work, f"q-{t.qname}")
+    write(qfile, f"{t.qname} A\n")
+    cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(t.server.port), "-d", qfile, "-l", f"{seconds:g}",
+           "-c", str(clients), "-q", str(outstanding), "-t", "2"]
+    if t.ecs:
+        cmd += ["-E", f"8:{ECS_HEX}"]
+    done = subprocess.run(pinned(cmd, cpu), check=False, capture_output=True, text=True, timeout=seconds + 30)
+    out = done.stdout
+    qps = re.search(r"Queries per second:\s+([\d.]+)", out)
+    if done.returncode or not qps:
+        raise RuntimeError(f"dnsperf failed ({done.returncode}):\n{out}\n{done.stderr}")
     lost = re.search(r"Queries lost:\s+(\d+)", out)
-    if not match:
-        raise RuntimeError(f"dnsperf printed no rate:\n{out}")
-    if lost and int(lost.group(1)) > 0:
-        print(f"  (note: {lost.group(1)} queries lost on port {port})")
-    return float(match.group(1))
+    codes = re.search(r"Response codes:\s+(.*)", out)
+    latency = re.search(r"Average Latency \(s\):\s+([\d.]+)", out)
+    codes_text = codes.group(1).strip() if codes else "?"
+    if not re.fullmatch(r"NOERROR \d+ \(100\.00%\)", codes_text):
+        raise RuntimeError(f"{t.label}: not every response was NOERROR: {codes_text}")
+    return {"qps": float(qps.group(1)), "lost": int(lost.group(1)) if lost else None,
+            "latency_ms": float(latency.group(1)) * 1000 if latency else None}
 
 
-def main() -> None:
+def version(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    text = out.stdout + out.stderr
+    m = re.search(r"(?:version|Version)\s+v?([\d.]+\S*)", text)
+    return m.group(1) if m else "?"
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--seconds", type=float, default=5, help="length of each dnsperf run (default 5)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over every target (default 3)")
+    parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE")
+    parser.add_argument("--clients", type=int, default=4, help="dnsperf -c (default 4)")
+    parser.add_argument("--outstanding", type=int, default=200, help="dnsperf -q (default 200)")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin servers to CPU 0 and dnsperf to CPU 1")
+    parser.add_argument("--only", metavar="WORD", action="append",
+                        help="measure only targets whose label contains WORD (repeatable)")
     args = parser.parse_args()
     if not shutil.which("dnsperf"):
         sys.exit("dnsperf is not installed (apt-get install dnsperf)")
+    pin = not args.no_pin and shutil.which("taskset") is not None and len(os.sched_getaffinity(0)) >= 2
+    server_cpu, client_cpu = (0, 1) if pin else (None, None)
+    if pin:
+        server_cpu, client_cpu = sorted(os.sched_getaffinity(0))[:2]
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _on_signal)
     work = tempfile.mkdtemp(prefix="gslb-bench-dns-")
     servers = [gslb_server(work)]
+    skipped = []
     for name, make in (("gdnsd", gdnsd_server), ("nsd", nsd_server)):
         if shutil.which(name):
             servers.append(make(work))
         else:
+            skipped.append(name)
             print(f"{name} is not installed: skipped")
-    targets = [("gslb static", servers[0], f"static.{ORIGIN}"), ("gslb load-balanced", servers[0], f"www.{ORIGIN}")]
-    targets += [(f"{s.name} static", s, f"static.{ORIGIN}") for s in servers[1:]]
-    results: dict[str, list[float]] = {label: [] for label, _, _ in targets}
+    gslb = servers[0]
+    targets = [Target("gslb static", gslb, STATIC, {STATIC_ADDRESS}),
+               Target("gslb load-balanced", gslb, POOLED, POOL_ADDRESSES),
+               Target("gslb lb + ECS", gslb, POOLED, EU_ADDRESSES, ecs=True)]
+    targets += [Target(f"{s.name} static", s, STATIC, {STATIC_ADDRESS}) for s in servers[1:]]
+    if args.only:
+        targets = [t for t in targets if any(w in t.label for w in args.only)]
+    servers = [s for s in servers if any(t.server is s for t in targets)]
+    setting = (f"dnsperf -c {args.clients} -q {args.outstanding}, UDP, one query name per target; "
+               + (f"servers pinned to CPU {server_cpu}, dnsperf to CPU {client_cpu}" if pin else "no CPU pinning"))
+    results: dict[str, list[dict]] = {t.label: [] for t in targets}
+    sizes: dict[str, int] = {}
     try:
+        for s in servers:
+            s.start(server_cpu)
+        for t in targets:
+            sizes[t.label] = check_answer(t)
+            dnsperf(t, 1, work, args.clients, args.outstanding, client_cpu)  # warm-up, not counted
+        print(setting, flush=True)
         for rnd in range(args.rounds):
-            for label, server, qname in targets:
-                server.start()
-                try:
-                    qps = dnsperf(server.port, qname, args.seconds, work)
-                finally:
-                    server.stop()
-                results[label].append(qps)
-                print(f"round {rnd + 1}: {label:<20} {qps:>10,.0f} q/s", flush=True)
+            for t in targets:
+                run = dnsperf(t, args.seconds, work, args.clients, args.outstanding, client_cpu)
+                results[t.label].append(run)
+                print(f"round {rnd + 1}: {t.label:<20} {run['qps']:>10,.0f} q/s  "
+                      f"latency {run['latency_ms']:.2f} ms  lost {run['lost']}", flush=True)
+    except (KeyboardInterrupt, Interrupted) as e:
+        print(f"interrupted ({type(e).__name__} {e}): servers stopped", file=sys.stderr)
+        return 130
     finally:
-        for server in servers:
-            server.stop()
-    medians = {label: statistics.median(v) for label, v in results.items()}
-    print(f"\nmedian of {args.rounds} rounds x {args.seconds:g} s (server on CPU 0, dnsperf -c 4 -q 200 on CPU 1):")
+        for s in servers:
+            s.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    medians = {label: statistics.median(r["qps"] for r in runs) for label, runs in results.items()}
+    print(f"\nmedian of {args.rounds} rounds x {args.seconds:g} s ({setting}):")
+    print(f"  {'target':<20} {'queries/s':>10}  {'min':>9} {'max':>9}  response bytes")
     for label, value in medians.items():
-        print(f"  {label:<20} {value:>10,.0f} q/s")
+        qps = [r["qps"] for r in results[label]]
+        print(f"  {label:<20} {value:>10,.0f}  {min(qps):>9,.0f} {max(qps):>9,.0f}  {sizes[label]}")
     ratios = {}
-    base = medians["gslb static"]
-    for peer in ("gdnsd static", "nsd static"):
-        if peer in medians:
-            ratios[f"gslb static / {peer}"] = base / medians[peer]
-    ratios["gslb load-balanced / gslb static"] = medians["gslb load-balanced"] / base
+    pairs = [("gslb static", "gdnsd static"), ("gslb static", "nsd static"),
+             ("gslb load-balanced", "gslb static"), ("gslb lb + ECS", "gslb static")]
+    for a, b in pairs:
+        if a in medians and b in medians:
+            ratios[f"{a} / {b}"] = medians[a] / medians[b]
     for label, value in ratios.items():
         print(f"  {label:<36} {value:.2f}x")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"results": results, "medians": medians, "ratios": ratios}, fh, indent=2)
+            json.dump({"setting": setting, "seconds": args.seconds, "rounds": args.rounds,
+                       "clients": args.clients, "outstanding": args.outstanding, "pinned": pin,
+                       "versions": {"python": platform.python_version(), "dnsperf": version(["dnsperf", "-h"]),
+                                    "gdnsd": version(["gdnsd", "-h"]), "nsd": version(["nsd", "-v"])},
+                       "skipped": skipped, "response_bytes": sizes, "runs": results, "medians": medians,
+                       "ratios": ratios}, fh, indent=2)
+        print(f"wrote {args.json}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
