@@ -133,6 +133,21 @@ class Server:
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} did not answer {STATIC} within 20 s:\n{self.tail()}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by every process of the server's process group (nsd forks its workers)."""
+        total = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if self.proc and int(fields[2]) == self.proc.pid:  # field 5, pgrp
+                total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+        return total / os.sysconf("SC_CLK_TCK")
+
     def tail(self) -> str:
         try:
             with open(self.log, errors="replace") as fh:
@@ -236,14 +251,17 @@ def check_answer(t: Target) -> int:
     return len(r.to_wire())
 
 
-def dnsperf(t: Target, seconds: float, work: str, clients: int, outstanding: int, cpu: int | None) -> dict:
+def dnsperf(t: Target, seconds: float, work: str, load: list[str], cpu: int | None) -> dict:
+    """One dnsperf run against a target; `load` is its -c/-q/-T arguments."""
     qfile = os.path.join(work, f"q-{t.qname}")
     write(qfile, f"{t.qname} A\n")
     cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(t.server.port), "-d", qfile, "-l", f"{seconds:g}",
-           "-c", str(clients), "-q", str(outstanding), "-t", "2"]
+           "-t", "2", *load]
     if t.ecs:
         cmd += ["-E", f"8:{ECS_HEX}"]
+    cpu0, t0 = t.server.cpu_seconds(), time.monotonic()
     done = subprocess.run(pinned(cmd, cpu), check=False, capture_output=True, text=True, timeout=seconds + 30)
+    server_cpu = (t.server.cpu_seconds() - cpu0) / (time.monotonic() - t0)
     out = done.stdout
     qps = re.search(r"Queries per second:\s+([\d.]+)", out)
     if done.returncode or not qps:
@@ -254,8 +272,10 @@ def dnsperf(t: Target, seconds: float, work: str, clients: int, outstanding: int
     codes_text = codes.group(1).strip() if codes else "?"
     if not re.fullmatch(r"NOERROR \d+ \(100\.00%\)", codes_text):
         raise RuntimeError(f"{t.label}: not every response was NOERROR: {codes_text}")
-    return {"qps": float(qps.group(1)), "lost": int(lost.group(1)) if lost else None,
-            "latency_ms": float(latency.group(1)) * 1000 if latency else None}
+    rate = float(qps.group(1))
+    return {"qps": rate, "lost": int(lost.group(1)) if lost else None,
+            "latency_ms": float(latency.group(1)) * 1000 if latency else None,
+            "server_cpu": server_cpu, "q_per_cpu_s": rate / server_cpu if server_cpu > 0.05 else None}
 
 
 def version(cmd: list[str]) -> str:
@@ -275,6 +295,7 @@ def main() -> int:
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE")
     parser.add_argument("--clients", type=int, default=4, help="dnsperf -c (default 4)")
     parser.add_argument("--outstanding", type=int, default=200, help="dnsperf -q (default 200)")
+    parser.add_argument("--threads", type=int, default=1, help="dnsperf -T (default 1)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers to CPU 0 and dnsperf to CPU 1")
     parser.add_argument("--only", metavar="WORD", action="append",
                         help="measure only targets whose label contains WORD (repeatable)")
@@ -305,7 +326,8 @@ def main() -> int:
     if args.only:
         targets = [t for t in targets if any(w in t.label for w in args.only)]
     servers = [s for s in servers if any(t.server is s for t in targets)]
-    setting = (f"dnsperf -c {args.clients} -q {args.outstanding}, UDP, one query name per target; "
+    load = ["-c", str(args.clients), "-q", str(args.outstanding), "-T", str(args.threads)]
+    setting = (f"dnsperf {' '.join(load)}, UDP, one query name per target; "
                + (f"servers pinned to CPU {server_cpu}, dnsperf to CPU {client_cpu}" if pin else "no CPU pinning"))
     results: dict[str, list[dict]] = {t.label: [] for t in targets}
     sizes: dict[str, int] = {}
@@ -314,14 +336,14 @@ def main() -> int:
             s.start(server_cpu)
         for t in targets:
             sizes[t.label] = check_answer(t)
-            dnsperf(t, 1, work, args.clients, args.outstanding, client_cpu)  # warm-up, not counted
+            dnsperf(t, 1, work, load, client_cpu)  # warm-up, not counted
         print(setting, flush=True)
         for rnd in range(args.rounds):
             for t in targets:
-                run = dnsperf(t, args.seconds, work, args.clients, args.outstanding, client_cpu)
+                run = dnsperf(t, args.seconds, work, load, client_cpu)
                 results[t.label].append(run)
-                print(f"round {rnd + 1}: {t.label:<20} {run['qps']:>10,.0f} q/s  "
-                      f"latency {run['latency_ms']:.2f} ms  lost {run['lost']}", flush=True)
+                print(f"round {rnd + 1}: {t.label:<20} {run['qps']:>10,.0f} q/s  server CPU {run['server_cpu']:4.0%}"
+                      f"  latency {run['latency_ms']:.2f} ms  lost {run['lost']}", flush=True)
     except (KeyboardInterrupt, Interrupted) as e:
         print(f"interrupted ({type(e).__name__} {e}): servers stopped", file=sys.stderr)
         return 130
@@ -330,27 +352,40 @@ def main() -> int:
             s.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    medians = {label: statistics.median(r["qps"] for r in runs) for label, runs in results.items()}
+    def median(label: str, key: str) -> float | None:
+        values = [r[key] for r in results[label] if r[key] is not None]
+        return statistics.median(values) if values else None
+
+    medians = {label: median(label, "qps") for label in results}
+    per_cpu = {label: median(label, "q_per_cpu_s") for label in results}
     print(f"\nmedian of {args.rounds} rounds x {args.seconds:g} s ({setting}):")
-    print(f"  {'target':<20} {'queries/s':>10}  {'min':>9} {'max':>9}  response bytes")
+    print(f"  {'target':<20} {'queries/s':>10} {'min':>9} {'max':>9}  {'server CPU':>10}  {'q/CPU-s':>9}  reply bytes")
     for label, value in medians.items():
         qps = [r["qps"] for r in results[label]]
-        print(f"  {label:<20} {value:>10,.0f}  {min(qps):>9,.0f} {max(qps):>9,.0f}  {sizes[label]}")
+        cpu = median(label, "server_cpu")
+        print(f"  {label:<20} {value:>10,.0f} {min(qps):>9,.0f} {max(qps):>9,.0f}  {cpu:>10.0%}  "
+              f"{per_cpu[label] or 0:>9,.0f}  {sizes[label]:>11}")
     ratios = {}
     pairs = [("gslb static", "gdnsd static"), ("gslb static", "nsd static"),
              ("gslb load-balanced", "gslb static"), ("gslb lb + ECS", "gslb static")]
     for a, b in pairs:
         if a in medians and b in medians:
             ratios[f"{a} / {b}"] = medians[a] / medians[b]
+            if per_cpu[a] and per_cpu[b]:
+                ratios[f"{a} / {b}, per server CPU-second"] = per_cpu[a] / per_cpu[b]
+    print("ratios of the medians:")
     for label, value in ratios.items():
-        print(f"  {label:<36} {value:.2f}x")
+        print(f"  {label:<55} {value:.2f}x")
+    print("(server CPU: share of one core the server process group used during the run; a peer well below 100 %"
+          "\n is limited by dnsperf, not by itself, so its queries/s is a floor)")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"setting": setting, "seconds": args.seconds, "rounds": args.rounds,
-                       "clients": args.clients, "outstanding": args.outstanding, "pinned": pin,
+                       "dnsperf_load": load, "pinned": pin,
                        "versions": {"python": platform.python_version(), "dnsperf": version(["dnsperf", "-h"]),
                                     "gdnsd": version(["gdnsd", "-h"]), "nsd": version(["nsd", "-v"])},
                        "skipped": skipped, "response_bytes": sizes, "runs": results, "medians": medians,
+                       "medians_per_cpu_second": per_cpu,
                        "ratios": ratios}, fh, indent=2)
         print(f"wrote {args.json}")
     return 0
