@@ -1,9 +1,11 @@
-"""Authoritative answers per the RFCs, over real UDP and TCP sockets with dnspython."""
+"""Authoritative answers per the RFCs (1034, 1035, 2181, 2308, 4592, 6604, 7766), over real UDP and TCP
+sockets with dnspython."""
 
 from __future__ import annotations
 
 import socket
 import struct
+import time
 
 import dns.flags
 import dns.message
@@ -30,9 +32,35 @@ records:
 """.replace("LONGTEXT", "x" * 300)
 
 
+# Edge cases: an SOA TTL below the minimum, wildcards next to existing names and empty non-terminals,
+# a CNAME into nothing, a TTL of 0.
+EDGE_ZONE = """\
+origin: edge.test.
+ttl: 100
+soa: {mname: ns1.edge.test., rname: h.edge.test., minimum: 300, ttl: 50}
+records:
+  "@": {NS: [ns1.edge.test., ns.other.test.]}
+  ns1: {A: 192.0.2.53}
+  "*.w": {A: 192.0.2.70}
+  a.b.w: {A: 192.0.2.71}
+  sub.w: {TXT: "sub"}
+  "*.cw": {CNAME: target}
+  target: {A: 192.0.2.80}
+  dangling: {CNAME: nothere}
+  zero: {A: 192.0.2.1, ttl: 0}
+"""
+
+
 @pytest.fixture
 def srv(serve):
-    return serve({"example.yaml": EXAMPLE_ZONE, "sub.yaml": OTHER_ZONE})
+    return serve({"example.yaml": EXAMPLE_ZONE, "sub.yaml": OTHER_ZONE, "edge.yaml": EDGE_ZONE})
+
+
+def soa_text(msg: dns.message.Message, section: str = "authority") -> str:
+    """The one SOA of a section as text, serial replaced by S (it is automatic)."""
+    (rrset,) = getattr(msg, section)
+    assert rrset.rdtype == dns.rdatatype.SOA
+    return f"{rrset.name} {rrset.ttl} SOA {rrset[0].to_text().replace(f' {rrset[0].serial} ', ' S ')}"
 
 
 @pytest.mark.parametrize("tcp", [False, True])
@@ -40,22 +68,39 @@ def test_flags_aa_set_ra_never_rd_copied(srv, tcp):
     r = srv.query("static.gslb.example.com", "A", tcp=tcp)
     assert r.flags & dns.flags.AA and not r.flags & dns.flags.RA and not r.flags & dns.flags.RD
     q = dns.message.make_query("static.gslb.example.com", "A")   # RD set by default
-    r = dns.query.udp(q, srv.host, port=srv.port, timeout=2)
-    assert r.flags & dns.flags.RD and not r.flags & dns.flags.RA
+    r = dns.query.tcp(q, srv.host, port=srv.port, timeout=2) if tcp else dns.query.udp(q, srv.host, port=srv.port,
+                                                                                      timeout=2)
+    assert r.flags & dns.flags.RD and not r.flags & dns.flags.RA and r.flags & dns.flags.AA
+
+
+def test_cd_bit_is_copied(srv):
+    """RFC 6840 5.9: CD is copied from the query."""
+    q = dns.message.make_query("static.gslb.example.com", "A")
+    q.flags |= dns.flags.CD
+    assert dns.query.udp(q, srv.host, port=srv.port, timeout=2).flags & dns.flags.CD
 
 
 def test_nxdomain_has_soa_with_negative_ttl(srv):
+    """RFC 2308 3: NXDOMAIN carries the zone's SOA, TTL min(SOA TTL, minimum) -- here the minimum."""
     r = srv.query("missing.gslb.example.com", "A")
-    assert r.rcode() == dns.rcode.NXDOMAIN and r.flags & dns.flags.AA and not r.answer
-    (soa,) = r.authority
-    assert soa.rdtype == dns.rdatatype.SOA and soa.ttl == 60          # min(3600, minimum 60), RFC 2308 3
+    assert r.rcode() == dns.rcode.NXDOMAIN and r.flags & dns.flags.AA and not r.answer and not r.additional
+    assert soa_text(r) == "gslb.example.com. 60 SOA ns1.gslb.example.com. hostmaster.gslb.example.com. S 3600 600 1209600 60"
     r = srv.query("missing.sub.gslb.example.com", "A")
-    assert r.authority[0].ttl == 30 and str(r.authority[0].name) == "sub.gslb.example.com."
+    assert soa_text(r) == "sub.gslb.example.com. 30 SOA ns1.sub.gslb.example.com. h.sub.gslb.example.com. S 3600 600 1209600 30"
+
+
+def test_negative_ttl_is_the_soa_ttl_when_lower_than_the_minimum(srv):
+    """RFC 2308 3: min(SOA TTL 50, minimum 300) = 50, for NXDOMAIN and NODATA alike."""
+    expected = "edge.test. 50 SOA ns1.edge.test. h.edge.test. S 3600 600 1209600 300"
+    assert soa_text(srv.query("missing.edge.test", "A")) == expected
+    assert soa_text(srv.query("target.edge.test", "TXT")) == expected
 
 
 def test_nodata_has_soa(srv):
+    """RFC 2308 2.2: NODATA is NOERROR, empty answer, the SOA in authority."""
     r = srv.query("static.gslb.example.com", "MX")
-    assert r.rcode() == dns.rcode.NOERROR and not r.answer and r.authority[0].rdtype == dns.rdatatype.SOA
+    assert r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AA and not r.answer
+    assert soa_text(r) == "gslb.example.com. 60 SOA ns1.gslb.example.com. hostmaster.gslb.example.com. S 3600 600 1209600 60"
 
 
 def test_empty_non_terminal_is_nodata_not_nxdomain(srv):
@@ -75,10 +120,25 @@ def test_ns_answer_with_glue(srv):
 
 
 def test_soa_answer_and_automatic_serial(srv):
+    """The SOA itself is answered with its full TTL (not the negative one); the serial is a unix time."""
     r = srv.query("gslb.example.com", "SOA")
-    (rrset,) = r.answer
-    soa = rrset[0]
-    assert str(soa.mname) == "ns1.gslb.example.com." and soa.minimum == 60 and soa.serial > 1_600_000_000
+    assert soa_text(r, "answer") == \
+        "gslb.example.com. 3600 SOA ns1.gslb.example.com. hostmaster.gslb.example.com. S 3600 600 1209600 60"
+    assert r.answer[0][0].serial > 1_600_000_000 and not r.authority
+    assert soa_text(srv.query("edge.test", "SOA"), "answer") == \
+        "edge.test. 50 SOA ns1.edge.test. h.edge.test. S 3600 600 1209600 300"
+
+
+def test_soa_below_the_apex_is_nodata(srv):
+    r = srv.query("static.gslb.example.com", "SOA")
+    assert r.rcode() == dns.rcode.NOERROR and not r.answer and len(r.authority) == 1
+
+
+def test_ns_glue_only_for_in_zone_targets(srv):
+    """Glue (additional A/AAAA) is given for ns1.edge.test. but not for the out-of-zone ns.other.test."""
+    r = srv.query("edge.test", "NS")
+    assert rrset_texts(r) == ["edge.test. 100 NS ns.other.test.", "edge.test. 100 NS ns1.edge.test."]
+    assert rrset_texts(r, "additional") == ["ns1.edge.test. 100 A 192.0.2.53"]
 
 
 def test_cname_chased_inside_the_zone_and_not_outside(srv):
@@ -91,29 +151,79 @@ def test_cname_chased_inside_the_zone_and_not_outside(srv):
     assert rrset_texts(r) == ["alias.gslb.example.com. 3600 CNAME www.gslb.example.com."]
 
 
-def test_cname_loop_answers_without_hanging(srv):
+def test_cname_to_a_missing_name_in_the_zone_is_nxdomain(srv):
+    """RFC 6604 / RFC 2308 2.1: the rcode is that of the last name of the chain; the CNAME is answered."""
+    r = srv.query("dangling.edge.test", "A")
+    assert r.rcode() == dns.rcode.NXDOMAIN and r.flags & dns.flags.AA
+    assert rrset_texts(r) == ["dangling.edge.test. 100 CNAME nothere.edge.test."]
+    assert soa_text(r) == "edge.test. 50 SOA ns1.edge.test. h.edge.test. S 3600 600 1209600 300"
+
+
+def test_cname_loop_stops_at_the_first_repeated_name(srv):
+    """RFC 1034 3.6.2 / RFC 2181 5: a loop is answered once round, no duplicate records."""
     r = srv.query("loop1.sub.gslb.example.com", "A")
-    assert r.rcode() == dns.rcode.NOERROR and 1 <= len(r.answer) <= 8
+    assert r.rcode() == dns.rcode.NOERROR
+    assert rrset_texts(r) == ["loop1.sub.gslb.example.com. 600 CNAME loop2.sub.gslb.example.com.",
+                              "loop2.sub.gslb.example.com. 600 CNAME loop1.sub.gslb.example.com."]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:     # dnspython would merge duplicates
+        sock.settimeout(2)
+        sock.sendto(dns.message.make_query("loop1.sub.gslb.example.com", "A").to_wire(), (srv.host, srv.port))
+        wire = sock.recv(65535)
+    assert struct.unpack_from("!H", wire, 6)[0] == 2             # ANCOUNT: no record repeated on the wire
 
 
 def test_wildcard_synthesis_per_rfc4592(srv):
+    """RFC 4592 2.1.1 / 3.3.1: the synthesized records are owned by the query name, in its letter case."""
     r = srv.query("Anything.Wild.gslb.example.com", "TXT")
+    assert r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AA
     assert rrset_texts(r) == ['Anything.Wild.gslb.example.com. 3600 TXT "wildcard"']
-    assert srv.query("a.b.wild.gslb.example.com", "A").answer[0][0].address == "192.0.2.70"
+    assert rrset_texts(srv.query("a.b.wild.gslb.example.com", "A")) == \
+        ["a.b.wild.gslb.example.com. 3600 A 192.0.2.70"]          # several labels below the wildcard
     r = srv.query("wild.gslb.example.com", "A")       # the parent of the wildcard exists, empty
     assert r.rcode() == dns.rcode.NOERROR and not r.answer
     r = srv.query("x.wild.gslb.example.com", "MX")    # wildcard matched, type missing -> NODATA
-    assert r.rcode() == dns.rcode.NOERROR and not r.answer and r.authority
+    assert r.rcode() == dns.rcode.NOERROR and not r.answer and len(r.authority) == 1
 
 
-def test_refused_outside_every_zone(srv):
-    r = srv.query("example.org", "A")
-    assert r.rcode() == dns.rcode.REFUSED and not r.flags & dns.flags.AA
+def test_wildcard_does_not_match_existing_names_or_empty_non_terminals(srv):
+    """RFC 4592 2.2.1: names that exist (with records or as empty non-terminals) are not synthesized."""
+    assert rrset_texts(srv.query("q.w.edge.test", "A")) == ["q.w.edge.test. 100 A 192.0.2.70"]
+    for name in ("sub.w.edge.test", "b.w.edge.test"):         # owns TXT only / empty non-terminal
+        r = srv.query(name, "A")
+        assert (r.rcode(), r.answer, len(r.authority)) == (dns.rcode.NOERROR, [], 1), name
+    # the closest encloser of these is sub.w / b.w, which have no wildcard child: NXDOMAIN
+    for name in ("x.sub.w.edge.test", "c.b.w.edge.test"):
+        assert srv.query(name, "A").rcode() == dns.rcode.NXDOMAIN, name
 
 
-def test_longest_zone_match_with_two_zones(srv):
+def test_wildcard_cname_is_owned_by_the_query_name_and_chased(srv):
+    """RFC 4592 4.4: a wildcard CNAME is synthesized with the query name as owner, then followed."""
+    r = srv.query("X.cw.edge.test", "A")
+    assert rrset_texts(r) == ["X.cw.edge.test. 100 CNAME target.edge.test.", "target.edge.test. 100 A 192.0.2.80"]
+
+
+def test_ttl_zero_is_served_as_zero(srv):
+    """RFC 2181 8: a TTL of 0 is valid (it once became the zone's default TTL)."""
+    assert rrset_texts(srv.query("zero.edge.test", "A")) == ["zero.edge.test. 0 A 192.0.2.1"]
+
+
+@pytest.mark.parametrize("tcp", [False, True])
+def test_refused_outside_every_zone(srv, tcp):
+    """Not authoritative, no recursion: REFUSED without AA and with no records."""
+    for name in ("example.org", "example.com", "test", "."):
+        r = srv.query(name, "A", tcp=tcp)
+        assert r.rcode() == dns.rcode.REFUSED and not r.flags & dns.flags.AA, name
+        assert (r.answer, r.authority, r.additional) == ([], [], []), name
+
+
+def test_longest_zone_match_with_several_zones(srv):
+    """sub.gslb.example.com is its own zone inside gslb.example.com: the longest origin answers."""
     r = srv.query("ns1.sub.gslb.example.com", "A")
     assert rrset_texts(r) == ["ns1.sub.gslb.example.com. 600 A 192.0.2.99"]
+    assert str(srv.query("sub.gslb.example.com", "SOA").answer[0].name) == "sub.gslb.example.com."
+    assert str(srv.query("nope.sub.gslb.example.com", "A").authority[0].name) == "sub.gslb.example.com."
+    assert str(srv.query("nope.gslb.example.com", "A").authority[0].name) == "gslb.example.com."
+    assert rrset_texts(srv.query("target.edge.test", "A")) == ["target.edge.test. 100 A 192.0.2.80"]
 
 
 def test_delegation_below_the_zone_gets_a_referral(srv):
@@ -123,13 +233,17 @@ def test_delegation_below_the_zone_gets_a_referral(srv):
     assert rrset_texts(r, "additional") == ["ns.delegated.sub.gslb.example.com. 600 A 192.0.2.97"]
 
 
-def test_question_letter_case_is_preserved(srv):
-    r = srv.query("sTaTiC.GsLb.ExAmPlE.CoM", "A")
-    assert str(r.question[0].name) == "sTaTiC.GsLb.ExAmPlE.CoM."
-    assert str(r.answer[0].name) == "sTaTiC.GsLb.ExAmPlE.CoM."
+@pytest.mark.parametrize("tcp", [False, True])
+def test_question_letter_case_is_preserved(srv, tcp):
+    """0x20 (draft-vixie-dnsext-dns0x20): question and answer owner keep the client's letter case."""
+    for name in ("sTaTiC.GsLb.ExAmPlE.CoM", "STATIC.GSLB.EXAMPLE.COM", "wWw.GsLb.ExAmPlE.cOm"):
+        r = srv.query(name, "A", tcp=tcp)
+        assert str(r.question[0].name) == name + "." and str(r.answer[0].name) == name + ".", name
+    r = srv.query("MiSsInG.gSlB.example.com", "A", tcp=tcp)
+    assert r.rcode() == dns.rcode.NXDOMAIN and str(r.question[0].name) == "MiSsInG.gSlB.example.com."
 
 
-def test_record_types(srv):
+def test_record_types_answered_exactly(srv):
     assert rrset_texts(srv.query("mail.gslb.example.com", "MX")) == \
         ["mail.gslb.example.com. 3600 MX 10 mx.example.net."]
     r = srv.query("_sip._tcp.gslb.example.com", "SRV")
@@ -142,12 +256,14 @@ def test_record_types(srv):
 
 
 def test_long_txt_is_split_into_255_byte_strings(srv):
+    """RFC 1035 3.3.14: a character-string holds at most 255 bytes; 300 bytes are two strings."""
     r = srv.query("long.sub.gslb.example.com", "TXT", use_edns=0)
     strings = r.answer[0][0].strings
     assert [len(s) for s in strings] == [255, 45] and b"".join(strings) == b"x" * 300
 
 
 def test_ipv6_listener(serve):
+    """Listening on [::1]: UDP and TCP answer over IPv6."""
     srv = serve({"example.yaml": EXAMPLE_ZONE}, listen=("[::1]:0",))
     assert srv.host == "::1"
     for tcp in (False, True):
@@ -167,21 +283,30 @@ def _tcp_read(sock: socket.socket) -> bytes:
 
 
 def test_tcp_pipelined_queries_on_one_connection(srv):
-    """RFC 7766 6.2.1: several queries on one connection, all answered."""
-    queries = [dns.message.make_query(n, "A") for n in ("static.gslb.example.com", "ns1.gslb.example.com",
-                                                         "sip.gslb.example.com")]
+    """RFC 7766 6.2.1: two length-prefixed queries in one send(), both answered on the connection."""
+    queries = [dns.message.make_query(n, "A") for n in ("ns1.gslb.example.com", "sip.gslb.example.com")]
     with socket.create_connection((srv.host, srv.port), timeout=3) as sock:
-        sock.sendall(b"".join(struct.pack("!H", len(w)) + w for w in (q.to_wire() for q in queries)))
-        answers = {dns.message.from_wire(_tcp_read(sock)).id for _ in queries}
-    assert answers == {q.id for q in queries}
+        data = b"".join(struct.pack("!H", len(w)) + w for w in (q.to_wire() for q in queries))
+        assert sock.send(data) == len(data)
+        answers = [dns.message.from_wire(_tcp_read(sock)) for _ in queries]
+        # and the connection stays open for a third query (RFC 7766 6.2.1: the server does not close it)
+        third = dns.message.make_query("static.gslb.example.com", "AAAA")
+        sock.sendall(struct.pack("!H", len(third.to_wire())) + third.to_wire())
+        answers.append(dns.message.from_wire(_tcp_read(sock)))
+    assert {r.id: rrset_texts(r) for r in answers} == {
+        queries[0].id: ["ns1.gslb.example.com. 3600 A 192.0.2.53"],
+        queries[1].id: ["sip.gslb.example.com. 3600 A 192.0.2.60"],
+        third.id: ["static.gslb.example.com. 300 AAAA 2001:db8::10"]}
 
 
 def test_tcp_message_split_across_writes(srv):
+    """RFC 7766 8: a message may arrive in several segments; the length prefix itself may be split."""
     wire = dns.message.make_query("static.gslb.example.com", "A").to_wire()
     framed = struct.pack("!H", len(wire)) + wire
     with socket.create_connection((srv.host, srv.port), timeout=3) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for i in range(0, len(framed), 5):
-            sock.sendall(framed[i:i + 5])
+        for piece in [framed[:1], framed[1:6]] + [framed[i:i + 7] for i in range(6, len(framed), 7)]:
+            sock.sendall(piece)
+            time.sleep(0.01)                     # let each piece arrive on its own
         r = dns.message.from_wire(_tcp_read(sock))
     assert rrset_texts(r) == ["static.gslb.example.com. 300 A 192.0.2.10", "static.gslb.example.com. 300 A 192.0.2.11"]

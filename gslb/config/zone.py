@@ -51,6 +51,19 @@ def _ttl(value: Any, where: str, line: int, c: _Collector) -> int | None:
     return value
 
 
+_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def _bad_label(name: str) -> str | None:
+    """Why an owner name (absolute, lower case) cannot be served, or None. Queries are matched on the
+    wire form, where other bytes would be escaped, so owner names keep to letters, digits, '-', '_'."""
+    for label in name.rstrip(".").split("."):
+        if label and label != "*" and not set(label) <= _LABEL_CHARS:
+            return (f"label {label!r} may only hold letters, digits, '-' and '_' "
+                    f"(write an internationalized name in its xn-- form)")
+    return None
+
+
 def _as_list(value: Any) -> list:
     return list(value) if isinstance(value, list) else [value]
 
@@ -160,8 +173,12 @@ def parse_zone(src: Any, file: str, regions: Regions) -> Zone:
             c.add(src.line_of(key), f"unknown key {key!r} (known: {', '.join(sorted(ZONE_KEYS))})")
     origin = _domain(src.get("origin"), ".", "origin", src.line_of("origin") or 1, c) if "origin" in src \
         else c.add(1, "missing origin (the zone's name, e.g. origin: gslb.example.com.)")
+    if origin is not None and _bad_label(origin) is not None:
+        c.add(src.line_of("origin"), f"origin {origin!r}: {_bad_label(origin)}")
+        origin = None
     origin = origin or "invalid."
-    ttl = _ttl(src.get("ttl", 3600), "ttl", src.line_of("ttl"), c) or 3600
+    ttl = _ttl(src.get("ttl", 3600), "ttl", src.line_of("ttl"), c)
+    ttl = 3600 if ttl is None else ttl           # TTL 0 is a valid TTL (RFC 2181 8), not "unset"
     ecs = src.get("ecs", True)
     if not isinstance(ecs, bool):
         c.add(src.line_of("ecs"), f"ecs: {ecs!r}, expected true or false")
@@ -177,6 +194,7 @@ def parse_zone(src: Any, file: str, regions: Regions) -> Zone:
     rrsets: dict[str, dict[str, RRset]] = {}
     pool_names: dict[str, str] = {}
     external: list[ExternalPool] = []
+    seen: dict[str, Any] = {}
     records = src.get("records")
     if not isinstance(records, Mapping):
         c.add(src.line_of("records"), "missing records: (at least the apex NS records)")
@@ -194,6 +212,15 @@ def parse_zone(src: Any, file: str, regions: Regions) -> Zone:
         if "*" in name and not name.startswith("*.") or name.count("*") > 1:
             c.add(line, f"name {raw_name!r}: '*' is only allowed as the whole leftmost label (RFC 4592)")
             continue
+        if _bad_label(name) is not None:
+            c.add(line, f"name {raw_name!r}: {_bad_label(name)}")
+            continue
+        if name in seen:
+            # YAML sees two keys, DNS one name (names are case-insensitive; "www" is "www.<origin>")
+            c.add(line, f"name {raw_name!r} is {name}, already written as {seen[name]!r} on line "
+                        f"{records.line_of(seen[name])}")
+            continue
+        seen[name] = raw_name
         if not isinstance(entry, Mapping):
             c.add(line, f"{raw_name}: expected a mapping of record types, e.g. {{A: 192.0.2.1}}")
             continue
@@ -225,7 +252,8 @@ def _nodes(origin: str, owners: set[str]) -> frozenset[str]:
 
 def _parse_name(name: str, raw_name: Any, entry: SourceMap, origin: str, zone_ttl: int, pools: Mapping,
                 c: _Collector, rrsets: dict, pool_names: dict, external: list) -> None:
-    name_ttl = _ttl(entry.get("ttl", zone_ttl), f"{raw_name} ttl", c.at(entry, "ttl"), c) or zone_ttl
+    name_ttl = _ttl(entry.get("ttl", zone_ttl), f"{raw_name} ttl", c.at(entry, "ttl"), c)
+    name_ttl = zone_ttl if name_ttl is None else name_ttl
     if "pool" in entry:
         pool = entry["pool"]
         if not isinstance(pool, str) or not pool:

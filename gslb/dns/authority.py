@@ -143,6 +143,7 @@ def lookup(zones: Mapping[str, Zone], qname: str, qtype: int, qlabel: dnslib.DNS
         return Result(rcode=RCODE_REFUSED, aa=False)
     result = Result(zone=zone)
     name = qname
+    chased: set[str] = set()        # names whose CNAME is in the answer already: a loop stops there
     for _ in range(MAX_CNAME_CHAIN):
         cut = _zone_cut(zone, name)
         if cut is not None and not (cut == name and qtype == QTYPE.DS):
@@ -166,8 +167,9 @@ def lookup(zones: Mapping[str, Zone], qname: str, qtype: int, qlabel: dnslib.DNS
                 rr.rname = owner_label(name)
                 result.answer.append(rr)
             target = str(result.answer[-1].rdata.label).lower()
-            if find_zone(zones, target) is not zone:
-                return result          # leaves the zone: the resolver follows it
+            chased.add(name)
+            if find_zone(zones, target) is not zone or target in chased:
+                return result          # leaves the zone (the resolver follows it), or loops (RFC 1034 3.6.2)
             name = target
             continue
         rtype = QTYPE.get(qtype, None)
