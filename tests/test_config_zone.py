@@ -23,6 +23,10 @@ BAD = {
     "bad-unknown-pool-key.yaml": [("8: pool 'web': unknown key 'polcy' (known: affinity, all_down, answers, check, "
                                   "fallback, geo, order, policy, sites, ttl)")],
     "bad-weight.yaml": ["13: pool 'web' site 'eu' endpoint 1: weight 5000, expected a whole number 0..1000"],
+    "bad-name-twice.yaml": ["6: name 'WWW.bad.test.' is www.bad.test., already written as 'www' on line 5"],
+    "bad-name-chars.yaml": [("6: name 'café': label 'café' may only hold letters, digits, '-' and '_' "
+                             "(write an internationalized name in its xn-- form)")],
+    "bad-ttl.yaml": ["6: www ttl: -1 is not a TTL (a whole number of seconds, 0..2147483647)"],   # ttl: 0 is fine
 }
 
 
@@ -33,6 +37,7 @@ def check(path: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("name", sorted(BAD))
 def test_bad_zone_reports_file_line_message(name):
+    """Each file in tests/zones/bad-*.yaml has one problem: exit 1, `file:line: message`, then a count."""
     path = f"tests/zones/{name}"
     result = check(path)
     assert result.returncode == 1
@@ -41,9 +46,30 @@ def test_bad_zone_reports_file_line_message(name):
     assert lines[-1] == f"{len(BAD[name])} problem{'s' if len(BAD[name]) > 1 else ''} found"
 
 
+def test_every_bad_zone_file_is_in_the_table():
+    assert sorted(p.name for p in (REPO / "tests" / "zones").glob("bad-*.yaml")) == sorted(BAD)
+
+
 def test_bundled_zones_are_valid():
     result = check("zones")
-    assert result.returncode == 0 and "ok: gslb.example.com." in result.stdout
+    assert result.returncode == 0
+    assert result.stdout == "zones/gslb.example.com.yaml: ok: gslb.example.com. (11 names, 3 pools)\n"
+
+
+def test_missing_path_is_a_problem():
+    result = check("tests/zones/no-such-file.yaml")
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == ["tests/zones/no-such-file.yaml:0: cannot read: No such file or directory",
+                                          "1 problem found"]
+
+
+def test_one_origin_in_two_files_is_a_problem(tmp_path):
+    text = (REPO / "tests" / "zones" / "bad-ip.yaml").read_text().replace("192.0.2.300", "192.0.2.3")
+    (tmp_path / "a.yaml").write_text(text)
+    (tmp_path / "b.yaml").write_text(text)
+    result = check(str(tmp_path))
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0] == f"{tmp_path}/b.yaml:1: zone bad.test. is already defined in {tmp_path}/a.yaml"
 
 
 def test_every_problem_of_a_directory_is_listed(tmp_path):
