@@ -26,6 +26,7 @@ BAD = {
     "bad-name-twice.yaml": ["6: name 'WWW.bad.test.' is www.bad.test., already written as 'www' on line 5"],
     "bad-name-chars.yaml": [("6: name 'café': label 'café' may only hold letters, digits, '-' and '_' "
                              "(write an internationalized name in its xn-- form)")],
+    "bad-pools-not-a-mapping.yaml": ["5: pools must be a mapping of pool name -> pool"],
     "bad-ttl.yaml": ["6: www ttl: -1 is not a TTL (a whole number of seconds, 0..2147483647)"],   # ttl: 0 is fine
 }
 

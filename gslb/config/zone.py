@@ -185,6 +185,9 @@ def parse_zone(src: Any, file: str, regions: Regions) -> Zone:
     soa = _parse_soa(src.get("soa"), origin, ttl, c, src)
 
     pools_src = src.get("pools") or SourceMap()
+    if not isinstance(pools_src, SourceMap):
+        c.add(src.line_of("pools"), "pools must be a mapping of pool name -> pool")
+        pools_src = SourceMap()
     pools = parse_pools(pools_src, file, regions, c.problems)
     for name, pool in pools.items():
         if pool.check is not None and pool.check.type == "dns" and pool.check.query is None:
