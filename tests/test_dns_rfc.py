@@ -65,6 +65,7 @@ def soa_text(msg: dns.message.Message, section: str = "authority") -> str:
 
 @pytest.mark.parametrize("tcp", [False, True])
 def test_flags_aa_set_ra_never_rd_copied(srv, tcp):
+    """RFC 1035 4.1.1: AA on authoritative answers, RA never (no recursion), RD copied."""
     r = srv.query("static.gslb.example.com", "A", tcp=tcp)
     assert r.flags & dns.flags.AA and not r.flags & dns.flags.RA and not r.flags & dns.flags.RD
     q = dns.message.make_query("static.gslb.example.com", "A")   # RD set by default
@@ -104,6 +105,7 @@ def test_nodata_has_soa(srv):
 
 
 def test_empty_non_terminal_is_nodata_not_nxdomain(srv):
+    """RFC 8020 / RFC 4592 2.2.2: a name with only names below it exists: NODATA, not NXDOMAIN."""
     r = srv.query("a.b.sub.gslb.example.com", "A")     # only deep.a.b.sub owns records
     assert r.rcode() == dns.rcode.NOERROR and not r.answer and r.authority
     assert srv.query("b.sub.gslb.example.com", "A").rcode() == dns.rcode.NOERROR
@@ -111,6 +113,7 @@ def test_empty_non_terminal_is_nodata_not_nxdomain(srv):
 
 
 def test_ns_answer_with_glue(srv):
+    """RFC 1034 4.3.2: addresses of in-zone name servers go in the additional section."""
     r = srv.query("gslb.example.com", "NS")
     assert rrset_texts(r) == ["gslb.example.com. 3600 NS ns1.gslb.example.com.",
                               "gslb.example.com. 3600 NS ns2.gslb.example.com."]
@@ -142,6 +145,7 @@ def test_ns_glue_only_for_in_zone_targets(srv):
 
 
 def test_cname_chased_inside_the_zone_and_not_outside(srv):
+    """RFC 1034 4.3.2 step 3a: a CNAME is followed inside the zone; a target outside it is left to the resolver."""
     r = srv.query("alias.gslb.example.com", "AAAA")
     assert rrset_texts(r) == ["alias.gslb.example.com. 3600 CNAME www.gslb.example.com.",
                               "www.gslb.example.com. 30 AAAA 2001:db8::1"]
@@ -227,6 +231,7 @@ def test_longest_zone_match_with_several_zones(srv):
 
 
 def test_delegation_below_the_zone_gets_a_referral(srv):
+    """RFC 1034 4.3.2 step 3b: below a zone cut, a referral: NS in authority, glue, no AA."""
     r = srv.query("host.delegated.sub.gslb.example.com", "A")
     assert r.rcode() == dns.rcode.NOERROR and not r.flags & dns.flags.AA and not r.answer
     assert rrset_texts(r, "authority") == ["delegated.sub.gslb.example.com. 600 NS ns.delegated.sub.gslb.example.com."]
@@ -244,6 +249,7 @@ def test_question_letter_case_is_preserved(srv, tcp):
 
 
 def test_record_types_answered_exactly(srv):
+    """MX, SRV (with the target's address), CAA and PTR answers, record for record."""
     assert rrset_texts(srv.query("mail.gslb.example.com", "MX")) == \
         ["mail.gslb.example.com. 3600 MX 10 mx.example.net."]
     r = srv.query("_sip._tcp.gslb.example.com", "SRV")
