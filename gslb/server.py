@@ -115,8 +115,11 @@ class Server:
         while True:
             await asyncio.sleep(self.config.reload_interval)
             # The store is only read here between reloads: a reload in a worker thread changes it.
-            if not self._reload_lock.locked() and self.store.changed():
-                await self.reload_async()
+            try:
+                if not self._reload_lock.locked() and self.store.changed():
+                    await self.reload_async()
+            except Exception:
+                log.exception("reload failed; the last good answers keep serving, edits are still watched")
 
     async def start(self) -> None:
         """Load zones, bind DNS (UDP+TCP on every listen address) and the API, start probers and watchers."""

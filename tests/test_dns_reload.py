@@ -159,3 +159,24 @@ def test_no_query_is_lost_or_half_answered_during_reloads(serve):
     assert errors == []
     assert seen <= {"192.0.2.1"} | {f"192.0.2.{10 + i}" for i in range(20)} and len(seen) >= 5
     assert count[0] >= 40 and a_of(srv) == "192.0.2.29"
+
+
+def test_the_watcher_survives_a_reload_that_fails(serve):
+    """Fault injection: building the answer table fails once; later edits must still be picked up."""
+    srv = serve({"r.yaml": ZONE.replace("ADDRESS", "192.0.2.1")})
+    server = srv.server
+    real = server._build_table
+    calls = []
+
+    def fail_once():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("injected")
+        return real()
+
+    server._build_table = fail_once
+    (srv.zone_dir / "r.yaml").write_text(ZONE.replace("ADDRESS", "192.0.2.2"))
+    wait(lambda: calls, 3.0)
+    assert a_of(srv) == "192.0.2.1"                  # the failed reload left the old answers serving
+    (srv.zone_dir / "r.yaml").write_text(ZONE.replace("ADDRESS", "192.0.2.3") + "\n")
+    wait(lambda: a_of(srv) == "192.0.2.3", 3.0)
