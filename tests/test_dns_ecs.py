@@ -7,10 +7,9 @@ from collections import Counter
 
 import dns.edns
 import dns.rcode
-import mmdb_writer
-import netaddr
 import pytest
 from conftest import REPO, rrset_texts
+from mmdbutil import write_test_mmdb
 
 ZONE = """\
 origin: lb.test.
@@ -48,27 +47,18 @@ pools:
     sites: {us: {region: us-east-1, endpoints: [{address: 192.0.2.9, status: down}]}}
 """
 
-# A tiny City-layout database: three networks with a location each.
-NETWORKS = {
-    "193.0.0.0/16": {"continent": {"code": "EU"}, "country": {"iso_code": "NL"},
-                     "location": {"latitude": 52.37, "longitude": 4.9}},
-    "1.0.0.0/16": {"continent": {"code": "AS"}, "country": {"iso_code": "SG"},
-                   "location": {"latitude": 1.3, "longitude": 103.8}},
-    "8.8.0.0/16": {"continent": {"code": "NA"}, "country": {"iso_code": "US"},
-                   "location": {"latitude": 37.75, "longitude": -97.8}},
-    "127.0.0.0/8": {"continent": {"code": "EU"}, "country": {"iso_code": "IE"},
-                    "location": {"latitude": 53.3, "longitude": -6.3}},
-}
+# A tiny City-layout database: four networks with a location each.
+NETWORKS = [
+    ("193.0.0.0/16", {"continent": "EU", "country": "NL", "lat": 52.37, "lon": 4.9}),
+    ("1.0.0.0/16", {"continent": "AS", "country": "SG", "lat": 1.3, "lon": 103.8}),
+    ("8.8.0.0/16", {"continent": "NA", "country": "US", "lat": 37.75, "lon": -97.8}),
+    ("127.0.0.0/8", {"continent": "EU", "country": "IE", "lat": 53.3, "lon": -6.3}),
+]
 
 
 @pytest.fixture
 def geoip(tmp_path) -> str:
-    writer = mmdb_writer.MMDBWriter(ip_version=6, database_type="GeoLite2-City", ipv4_compatible=True)
-    for cidr, record in NETWORKS.items():
-        writer.insert_network(netaddr.IPSet([cidr]), record)
-    path = tmp_path / "test.mmdb"
-    writer.to_db_file(str(path))
-    return str(path)
+    return write_test_mmdb(str(tmp_path / "test.mmdb"), NETWORKS)
 
 
 def answer_addresses(msg) -> list[str]:
