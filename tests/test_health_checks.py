@@ -209,3 +209,41 @@ async def test_a_hanging_endpoint_does_not_delay_the_others():
     assert views[fast].state == "up"                       # rise 2 reached within ~0.6 s
     assert views[slow].state == "unknown"                  # its first check is still hanging
     assert len(set(fast_views)) >= 4                       # the fast target kept being checked
+
+
+async def test_body_match_reads_past_the_first_chunk():
+    """The substring arrives in a later chunk of a streamed body: still found (within the first 64 KiB)."""
+    async def streamed(request):
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        await resp.write(b"x" * 1000)
+        await asyncio.sleep(0.05)              # the client sees the first chunk alone
+        await resp.write(b"status=green")
+        await resp.write_eof()
+        return resp
+
+    async def far(request):
+        return web.Response(body=b"x" * 70000 + b"status=green")
+
+    app = web.Application()
+    app.router.add_get("/streamed", streamed)
+    app.router.add_get("/far", far)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        r = await probe(Target("127.0.0.1", Check(type="http", port=port, path="/streamed", body="status=green")))
+        assert r.ok, r.error
+        r = await probe(Target("127.0.0.1", Check(type="http", port=port, path="/far", body="status=green")))
+        assert not r.ok and r.error.endswith("body does not contain 'status=green'")
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("kind", ["tcp", "dns", "http"])
+async def test_a_check_that_cannot_even_start_fails_instead_of_raising(kind):
+    """An IPv6 target checked from an IPv4 source address: no socket can be made; the probe says why."""
+    r = await probe(Target("::1", Check(type=kind, port=free_port())), source="127.0.0.1")
+    assert not r.ok and r.rtt_ms is None
+    assert "[::1]" in r.error and "address" in r.error

@@ -38,6 +38,22 @@ def url_of(target: Target) -> str:
     return f"{check.type}://{_host(target.address)}:{check.effective_port}{check.path}"
 
 
+BODY_LIMIT = 65536      # a body match looks at this many bytes from the start
+
+
+async def _head_of_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    # content.read(n) returns whatever has arrived, which can be only the first chunk of the body.
+    parts: list[bytes] = []
+    size = 0
+    while size < limit:
+        part = await resp.content.read(limit - size)
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
+
+
 def _ssl_context(check: Check) -> ssl.SSLContext:
     ctx = ssl.create_default_context()
     if not check.tls_verify:
@@ -65,7 +81,7 @@ async def _http(target: Target, session: aiohttp.ClientSession) -> ProbeResult:
                 expected = ", ".join(str(s) for s in check.expect)
                 return ProbeResult(False, rtt, f"{what}: {resp.status}, expected {expected}")
             if check.body is not None:
-                text = await resp.content.read(65536)
+                text = await _head_of_body(resp, BODY_LIMIT)
                 if check.body.encode() not in text:
                     return ProbeResult(False, rtt, f"{what}: body does not contain {check.body!r}")
             return ProbeResult(True, rtt)
@@ -92,6 +108,8 @@ async def _tcp(target: Target, source: str | None) -> ProbeResult:
         return ProbeResult(False, None, f"{what}: timeout after {target.check.timeout:g} s")
     except OSError as exc:
         return ProbeResult(False, None, f"{what}: {_os_reason(exc)}")
+    except ValueError as exc:             # e.g. a source address of the other family
+        return ProbeResult(False, None, f"{what}: {exc}")
     rtt = (time.monotonic() - start) * 1000
     writer.close()
     return ProbeResult(True, rtt)
@@ -120,8 +138,12 @@ async def _dns(target: Target, default_name: str, source: str | None) -> ProbeRe
     query.header.id = query_id
     loop = asyncio.get_running_loop()
     start = time.monotonic()
-    transport, protocol = await loop.create_datagram_endpoint(
-        _DnsClient, remote_addr=(target.address, port), local_addr=(source, 0) if source else None)
+    try:
+        # Inside the try: an unreachable network or a source address of the other family fails here.
+        transport, protocol = await loop.create_datagram_endpoint(
+            _DnsClient, remote_addr=(target.address, port), local_addr=(source, 0) if source else None)
+    except (OSError, ValueError) as exc:
+        return ProbeResult(False, None, f"{what}: {_os_reason(exc) if isinstance(exc, OSError) else exc}")
     try:
         transport.sendto(query.pack())
         data = await asyncio.wait_for(protocol.answer, check.timeout)
@@ -156,12 +178,17 @@ async def probe(target: Target, *, session: aiohttp.ClientSession | None = None,
     `session` (from make_session) is reused across http/https checks; `source` is the local address
     tcp and dns checks bind to (http ones take it from the session).
     """
-    kind = target.check.type
-    if kind in ("http", "https"):
-        if session is not None:
-            return await _http(target, session)
-        async with make_session(source) as own:
-            return await _http(target, own)
-    if kind == "tcp":
-        return await _tcp(target, source)
-    return await _dns(target, dns_name, source)
+    try:
+        kind = target.check.type
+        if kind in ("http", "https"):
+            if session is not None:
+                return await _http(target, session)
+            async with make_session(source) as own:
+                return await _http(target, own)
+        if kind == "tcp":
+            return await _tcp(target, source)
+        return await _dns(target, dns_name, source)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- a check that raises must fail, not stop the prober
+        return ProbeResult(False, None, f"{target.check.type} check of {target}: {type(exc).__name__}: {exc}")

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import aiohttp
 
 from gslb.config.model import Target
-from gslb.health.checks import make_session, probe
+from gslb.health.checks import ProbeResult, make_session, probe
 from gslb.health.snapshot import RegionView
 from gslb.health.state import Ewma, RiseFall
 
@@ -101,7 +101,13 @@ class Prober:
         await asyncio.sleep(random.uniform(0, interval))
         while True:
             started = time.monotonic()
-            result = await probe(watch.target, session=self._session, dns_name=self.dns_name, source=self.source)
+            try:
+                result = await probe(watch.target, session=self._session, dns_name=self.dns_name,
+                                     source=self.source)
+            except Exception as exc:
+                # probe() should not raise; if it ever does, the target must stay checked, not go silent.
+                log.exception("%s: check of %s raised", self.region, watch.target)
+                result = ProbeResult(False, None, f"check raised {type(exc).__name__}: {exc}")
             watch.updated = time.time()
             if result.rtt_ms is not None:
                 watch.rtt.add(result.rtt_ms)
