@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -37,11 +38,17 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--data", default="data", metavar="DIR", help="where regions.yaml is (with --zones)")
     p.add_argument("--secret", help="shared secret (default: $GSLB_SECRET)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between reports (default 1)")
+    p.add_argument("--refresh", type=float, default=30.0, metavar="SECONDS",
+                   help="reload the zones or refetch the targets this often (default 30; SIGHUP: now)")
     p.add_argument("--source", metavar="ADDR", help="local address to send checks from")
     return p
 
 
-def _targets(args: argparse.Namespace) -> list[Target]:
+def load_targets(args: argparse.Namespace) -> list[Target]:
+    """The targets to probe, from `--from URL` or the zone files.
+
+    :raises ConfigError: on a broken zone file. :raises OSError: when the server cannot be read.
+    """
     if args.from_url:
         with urllib.request.urlopen(f"{args.from_url.rstrip('/')}/v1/targets", timeout=10) as resp:
             return [target_from_key(key) for key in json.load(resp)["targets"]]
@@ -50,24 +57,56 @@ def _targets(args: argparse.Namespace) -> list[Target]:
 
 
 class Pusher:
-    """Posts each report to every server; a server that is down is logged once per outage."""
+    """Posts the latest report to every server, each from its own task: a server that hangs or is down
+    never delays the reports to the others (they would drop this region after 3 late intervals).
+    A server that fails is logged once per outage."""
 
     def __init__(self, urls: list[str], secret: str, interval: float):
         self.urls = [f"{u.rstrip('/')}/v1/reports" for u in urls]
         self.secret, self.interval = secret, interval
-        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=max(1.0, interval)))
+        self.timeout = max(2.0, 2 * interval)
+        self.session: aiohttp.ClientSession | None = None
         self.failing: set[str] = set()
+        self.sent: dict[str, int] = dict.fromkeys(self.urls, 0)
+        self._latest: bytes | None = None
+        self._wake = {url: asyncio.Event() for url in self.urls}
+        self._tasks: list[asyncio.Task] = []
 
-    async def __call__(self, region: str, views: dict[Target, RegionView]) -> None:
-        body = encode_report(region, self.interval, views)
-        await asyncio.gather(*(self._post(url, body) for url in self.urls))
+    async def start(self) -> None:
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+        self._tasks = [asyncio.create_task(self._send_loop(url)) for url in self.urls]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.session is not None:
+            await self.session.close()
+
+    def __call__(self, region: str, views: dict[Target, RegionView]) -> None:
+        self._latest = encode_report(region, self.interval, views)
+        for wake in self._wake.values():
+            wake.set()
+
+    async def _send_loop(self, url: str) -> None:
+        wake = self._wake[url]
+        while True:
+            await wake.wait()
+            wake.clear()
+            if self._latest is not None:
+                await self._post(url, self._latest)     # a report made meanwhile replaces the one waiting
 
     async def _post(self, url: str, body: bytes) -> None:
+        assert self.session is not None
+        # Signed when sent, not when made: the timestamp is what the server checks for replays.
         headers = {HEADER: sign(self.secret, body), "Content-Type": "application/json"}
         try:
             async with self.session.post(url, data=body, headers=headers) as resp:
                 if resp.status != 200:
                     raise aiohttp.ClientError(f"{resp.status} {await resp.text()}")
+            self.sent[url] += 1
             if url in self.failing:
                 self.failing.discard(url)
                 log.info("reporting to %s again", url)
@@ -77,21 +116,57 @@ class Pusher:
                 log.warning("cannot report to %s: %s", url, exc or type(exc).__name__)
 
 
+async def _first_targets(args: argparse.Namespace) -> list[Target]:
+    """Zone files must load at start (exit 1 if not); a server given by --from may come up later."""
+    while True:
+        try:
+            return await asyncio.to_thread(load_targets, args)
+        except OSError as exc:
+            if not args.from_url:
+                raise
+            log.warning("cannot fetch the targets from %s (%s): retrying in 2 s", args.from_url, exc)
+            await asyncio.sleep(2)
+
+
+async def _refresh(args: argparse.Namespace, prober: Prober, now: asyncio.Event) -> None:
+    """Reload the targets every --refresh seconds or on SIGHUP; a failed reload keeps the last ones."""
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(now.wait(), args.refresh)
+        now.clear()
+        try:
+            targets = await asyncio.to_thread(load_targets, args)
+        except (ConfigError, OSError, ValueError, KeyError) as exc:
+            log.error("target reload failed, still probing the last good targets: %s", exc)
+            continue
+        before = set(prober.views())
+        if set(targets) != before:
+            prober.set_targets(targets)
+            log.info("targets reloaded: %d probed (%d new, %d removed)", len(targets),
+                     len(set(targets) - before), len(before - set(targets)))
+
+
 async def _run(args: argparse.Namespace, secret: str) -> int:
+    targets = await _first_targets(args)
     pusher = Pusher(args.report_to, secret, args.interval)
+    await pusher.start()
     prober = Prober(args.region, pusher, args.interval, source=args.source)
     await prober.start()
-    targets = _targets(args)
     prober.set_targets(targets)
     log.info("probing %d targets as region %s, reporting to %s", len(targets), args.region,
              ", ".join(args.report_to))
-    stop = asyncio.Event()
+    stop, reload_now = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload_now.set)
+    refresher = asyncio.create_task(_refresh(args, prober, reload_now))
     await stop.wait()
+    refresher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await refresher
     await prober.stop()
-    await pusher.session.close()
+    await pusher.stop()
     return 0
 
 
@@ -99,6 +174,9 @@ def run(args: argparse.Namespace) -> int:
     secret = args.secret or os.environ.get("GSLB_SECRET")
     if not secret:
         print("gslb probe: a shared secret is needed (--secret or GSLB_SECRET): servers refuse unsigned reports")
+        return 2
+    if args.interval < 0.05 or args.refresh < 0.1:
+        print("gslb probe: --interval must be >= 0.05 s and --refresh >= 0.1 s")
         return 2
     try:
         return asyncio.run(_run(args, secret))
