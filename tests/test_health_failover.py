@@ -142,3 +142,29 @@ def test_reload_keeps_state_of_unchanged_endpoints(serve, sites):
         time.sleep(0.05)
     assert srv.query("www.f.test", "A").answer[0].ttl == 6
     assert answer(srv) == [B]        # the dead endpoint did not come back as "unknown" after the reload
+
+
+def test_restart_without_an_embedded_prober_restores_what_the_regions_said(serve, sites, tmp_path):
+    """Remote probers only: the server saves the combined state, and a restarted server answers from it
+    until a prober reports, or for `grace` seconds; then it fails open."""
+    from gslb.health.signing import HEADER, sign
+    port, _ = sites
+    config = f"health: {{embedded: false, secret: s3cret, grace: 2, state_dir: {tmp_path / 'state'}}}\n"
+    srv = serve({"f.yaml": zone(port)}, config_yaml=config)
+    api = f"http://{srv.api[0]}:{srv.api[1]}"
+    with urllib.request.urlopen(f"{api}/v1/targets", timeout=5) as resp:
+        keys = json.load(resp)["targets"]
+    views = [{"key": k, "state": "down" if json.loads(k)["address"] == A else "up", "rtt_ms": 1.0,
+              "error": "GET ...: 503, expected 200" if json.loads(k)["address"] == A else None, "updated": 0}
+             for k in keys]
+    body = json.dumps({"region": "eu-west-1", "interval": 1.0, "views": views}).encode()
+    req = urllib.request.Request(f"{api}/v1/reports", data=body, method="POST",
+                                 headers={HEADER: sign("s3cret", body), "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert json.load(resp)["accepted"] == 2
+    assert answer(srv) == [B]
+    srv.call(srv.server.health_service.save)
+    again = serve({"f.yaml": zone(port)}, config_yaml=config)
+    assert answer(again) == [B]                     # not even one answer with the dead site
+    wait_for(again, [A], 6)                          # no prober at all: grace (2 s), then fail open
+    assert again.server.health_service.monitor.fail_open_total == 1

@@ -86,3 +86,29 @@ def test_quorum_settings():
     assert HealthSettings(quorum="any").needed(3) == 1
     assert HealthSettings(quorum="all").needed(3) == 3
     assert HealthSettings(quorum=2).needed(1) == 1
+
+
+def test_a_restored_state_holds_until_a_region_reports():
+    monitor, clock, _ = make(grace=30.0)
+    monitor.seed({T: "down"}, age=12)
+    monitor.set_targets([T])
+    assert monitor.snapshot.of(T).state == "down"
+    assert monitor.snapshot.of(T).reason == "restored from the state file (12 s old)"
+    clock.now += 5
+    monitor.tick()
+    assert monitor.snapshot.of(T).state == "down"
+    monitor.report("a", {T: RegionView("up")}, 1.0)             # live reports take over
+    assert monitor.snapshot.of(T).state == "up"
+
+
+def test_a_restored_state_with_no_prober_ever_fails_open_after_grace():
+    monitor, clock, published = make(grace=30.0)
+    monitor.seed({T: "down"}, age=1)
+    monitor.set_targets([T])
+    clock.now += 29
+    monitor.tick()
+    assert monitor.snapshot.of(T).state == "down" and not monitor.fail_open
+    clock.now += 2
+    monitor.tick()
+    assert monitor.fail_open and monitor.fail_open_total == 1
+    assert published[-1].of(T).state == "unknown"

@@ -53,6 +53,19 @@ class HealthMonitor:
         self.fail_open_total = 0
         self._dead: set[str] = set()
         self._last_live = clock()
+        self._seeded = False
+
+    def seed(self, states: Mapping[Target, str], age: float) -> None:
+        """Start from states saved before a restart. They hold like a last known state: until a region
+        reports, or for `grace` seconds if none does (then fail open)."""
+        now = self.clock()
+        reason = f"restored from the state file ({age:.0f} s old)"
+        targets = {t: EndpointHealth(s, now, reason)  # type: ignore[arg-type]
+                   for t, s in states.items() if s in ("up", "down")}
+        self._seeded = bool(targets)
+        self.snapshot = self.published = HealthSnapshot(MappingProxyType(targets),
+                                                        MappingProxyType(dict(self.overrides)), 1)
+        self._last_live = now
 
     def set_targets(self, targets: Iterable[Target]) -> None:
         self.targets = dict.fromkeys(targets)
@@ -100,7 +113,8 @@ class HealthMonitor:
             if self.fail_open:
                 log.warning("prober reports are back: fail-open ends")
             self.fail_open = False
-        elif self.regions and not self.fail_open and now - self._last_live > self.settings.grace:
+        elif (self.regions or self._seeded) and not self.fail_open \
+                and now - self._last_live > self.settings.grace:
             self.fail_open = True
             self.fail_open_total += 1
             log.error("no prober has reported for %.0f s (grace %.0f s): failing open, every endpoint counts as up",

@@ -28,15 +28,14 @@ class HealthService:
         self.prober: Prober | None = None
         self.known: dict[str, Target] = {}
         self._tasks: list[asyncio.Task] = []
-        restored: dict = {}
-        if settings.state_dir:
-            restored, overrides = statefile.load(settings.state_dir, settings.state_max_age)
-            self.monitor.overrides.update(overrides)
-            if restored:
-                # Seed the local region's view so the first snapshot already shows what was last seen.
-                self.monitor.report(settings.region, {t: RegionView(s, r) for t, (s, r) in restored.items()},
-                                    settings.report_interval)
-        self._restored = restored
+        saved = statefile.load(settings.state_dir, settings.state_max_age) if settings.state_dir \
+            else statefile.SavedHealth()
+        self.monitor.overrides.update(saved.overrides)
+        if saved.combined:
+            # The first snapshot answers as the server did before the restart, with or without an
+            # embedded prober; live reports take over as they arrive.
+            self.monitor.seed(saved.combined, saved.age)
+        self._restored = saved.local
 
     @property
     def snapshot(self) -> HealthSnapshot:
@@ -73,10 +72,11 @@ class HealthService:
     def save(self) -> None:
         if not self.settings.state_dir:
             return
-        local = self.monitor.regions.get(self.settings.region)
-        states = {t: (v.state, v.rtt_ms) for t, v in (local.views.items() if local else ())}
+        local = self.prober.views() if self.prober is not None else {}
+        combined = {t: h.state for t, h in self.monitor.published.targets.items()}
         try:
-            statefile.save(self.settings.state_dir, states, self.monitor.overrides)
+            statefile.save(self.settings.state_dir, combined, {t: (v.state, v.rtt_ms) for t, v in local.items()},
+                           self.monitor.overrides)
         except OSError as exc:
             log.error("cannot save the health state to %s: %s", self.settings.state_dir, exc)
 

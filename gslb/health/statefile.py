@@ -1,5 +1,11 @@
-"""The health state file: what the embedded prober last saw, so a restart neither sends traffic to a site
-that was down nor withdraws healthy ones. Written atomically (temp file + rename)."""
+"""The health state file: what the server last concluded and what its embedded prober last saw, so a
+restart neither sends traffic to a site that was down nor withdraws healthy ones. Written atomically
+(temp file + rename).
+
+Two parts: `combined` (the quorum state the server answered from; restored for every server, with or
+without an embedded prober) and `local` (the embedded prober's own view with its RTT; restored into
+its rise/fall machines so it carries on where it stopped).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,14 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass, field
 
 from gslb.config.model import Check, Target
+from gslb.health.snapshot import HealthState
 
 log = logging.getLogger("gslb.health")
 FILE_NAME = "health.json"
+_STATES = ("unknown", "up", "down")
 
 
 def target_key(target: Target) -> str:
@@ -21,25 +30,45 @@ def target_key(target: Target) -> str:
 
 
 def target_from_key(key: str) -> Target:
+    """The target a `target_key` was made from. :raises ValueError, KeyError, TypeError: on a bad key."""
     data = json.loads(key)
     check = data["check"]
     check["expect"] = tuple(check["expect"])
     return Target(data["address"], Check(**check))
 
 
-def save(state_dir: str, states: dict[Target, tuple[str, float | None]], overrides: dict[str, str]) -> None:
+@dataclass(frozen=True, slots=True)
+class SavedHealth:
+    """What a state file holds."""
+
+    combined: dict[Target, HealthState] = field(default_factory=dict)
+    local: dict[Target, tuple[HealthState, float | None]] = field(default_factory=dict)
+    overrides: dict[str, str] = field(default_factory=dict)
+    age: float = 0.0
+
+
+def save(state_dir: str, combined: dict[Target, HealthState],
+         local: dict[Target, tuple[HealthState, float | None]], overrides: dict[str, str]) -> None:
+    """Write health.json in state_dir (made if missing). :raises OSError: when it cannot be written."""
     os.makedirs(state_dir, exist_ok=True)
     path = os.path.join(state_dir, FILE_NAME)
     body = {"saved_at": time.time(), "overrides": overrides,
-            "targets": [{"key": target_key(t), "state": s, "rtt_ms": r} for t, (s, r) in states.items()]}
+            "combined": [{"key": target_key(t), "state": s} for t, s in combined.items()],
+            "targets": [{"key": target_key(t), "state": s, "rtt_ms": r} for t, (s, r) in local.items()]}
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(body, fh)
     os.replace(tmp, path)
 
 
-def load(state_dir: str, max_age: float) -> tuple[dict[Target, tuple[str, float | None]], dict[str, str]]:
-    """Saved states and overrides, or nothing if the file is missing, unreadable or older than max_age."""
+def _state(value: object) -> HealthState:
+    if value not in _STATES:
+        raise ValueError(f"state {value!r}, expected one of {', '.join(_STATES)}")
+    return value  # type: ignore[return-value]
+
+
+def load(state_dir: str, max_age: float) -> SavedHealth:
+    """What was saved, or nothing if the file is missing, unreadable or older than max_age (logged)."""
     path = os.path.join(state_dir, FILE_NAME)
     try:
         with open(path, encoding="utf-8") as fh:
@@ -47,12 +76,17 @@ def load(state_dir: str, max_age: float) -> tuple[dict[Target, tuple[str, float 
         age = time.time() - float(body["saved_at"])
         if age > max_age:
             log.info("health state file %s is %.0f s old (max %.0f s): not used", path, age, max_age)
-            return {}, {}
-        states = {target_from_key(item["key"]): (item["state"], item["rtt_ms"]) for item in body["targets"]}
-        log.info("restored the health of %d targets from %s (%.0f s old)", len(states), path, age)
-        return states, dict(body.get("overrides", {}))
+            return SavedHealth()
+        local = {target_from_key(item["key"]): (_state(item["state"]), item["rtt_ms"]) for item in body["targets"]}
+        if "combined" in body:
+            combined = {target_from_key(item["key"]): _state(item["state"]) for item in body["combined"]}
+        else:                                    # a file from before the combined part existed
+            combined = {t: s for t, (s, _) in local.items()}
+        overrides = {str(a): _state(s) for a, s in body.get("overrides", {}).items() if s in ("up", "down")}
+        log.info("restored the health of %d targets from %s (%.0f s old)", len(combined), path, age)
+        return SavedHealth(combined, local, overrides, age)
     except FileNotFoundError:
-        return {}, {}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return SavedHealth()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         log.warning("health state file %s ignored: %s", path, exc)
-        return {}, {}
+        return SavedHealth()
