@@ -39,13 +39,18 @@ class HealthSettings:
         return min(int(self.quorum), regions)
 
 
-def parse_health_settings(src: Any, problems: list[Problem]) -> HealthSettings:
-    """Build HealthSettings from the `health:` mapping (None: defaults); problems are appended."""
+def parse_health_settings(src: SourceMap | None, problems: list[Problem],
+                          where: tuple[str, int] = ("?", 0)) -> HealthSettings:
+    """Build HealthSettings from the `health:` mapping (None: defaults); problems are appended.
+
+    `where` (file, line) places a `health:` that is not a mapping. A relative `state_dir` is taken
+    from the config file's folder, like the server config's other paths.
+    """
     secret = os.environ.get("GSLB_SECRET") or None
     if src is None:
         return HealthSettings(secret=secret)
     if not isinstance(src, SourceMap):
-        problems.append(Problem("?", 0, "health: expected a mapping"))
+        problems.append(Problem(*where, f"health: {src!r}, expected a mapping"))
         return HealthSettings(secret=secret)
     values: dict[str, Any] = {"secret": secret}
 
@@ -74,6 +79,8 @@ def parse_health_settings(src: Any, problems: list[Problem]) -> HealthSettings:
                 values[key] = float(value)
         elif key == "state_dir" and value in (None, ""):
             values[key] = None
+        elif key == "state_dir" and isinstance(value, str) and src.file != "?":
+            values[key] = os.path.join(os.path.dirname(os.path.abspath(src.file)), value)
         elif not isinstance(value, str) or not value:
             bad(key, "expected a non-empty string")
         else:

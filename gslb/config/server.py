@@ -90,7 +90,7 @@ def load_server_config(path: str | None) -> ServerConfig:
             else:
                 base = os.path.dirname(os.path.abspath(path))
                 values[key] = value if os.path.isabs(value) else os.path.join(base, value)
-    values["health"] = parse_health_settings(src.get("health"), problems)
+    values["health"] = parse_health_settings(src.get("health"), problems, where=(path, src.line_of("health")))
     if problems:
         raise ConfigError(problems)
     return ServerConfig(**values)
