@@ -129,3 +129,49 @@ def test_a_hanging_server_does_not_delay_reports_to_the_others(setup):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=10)
     assert f"cannot report to {hang_url}/v1/reports" in err
+
+
+def post_report(srv, body: bytes, *, gzipped: bool, secret: str = SECRET) -> tuple[int, dict]:
+    import gzip
+    import json
+    import urllib.error
+    import urllib.request
+
+    from gslb.health.signing import HEADER, sign
+    headers = {HEADER: sign(secret, body), "Content-Type": "application/json"}
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    req = urllib.request.Request(f"http://{srv.api[0]}:{srv.api[1]}/v1/reports", method="POST", headers=headers,
+                                 data=gzip.compress(body, 1) if gzipped else body)
+    try:
+        with urllib.request.urlopen(req, timeout=20) as resp:
+            return resp.status, json.load(resp)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+def test_big_reports_are_accepted_gzipped_up_to_the_limit(setup):
+    """A prober that probes many more targets than this server serves sends a report over the API's
+    usual 1 MiB limit; it is accepted (gzipped, as `gslb probe` sends it). A body that inflates past
+    64 MiB is refused."""
+    import json
+
+    from gslb.health.report import encode_report, target_id
+    from gslb.health.snapshot import RegionView
+    srv, _, _, _ = setup
+    served = list(srv.server.health_service.known_ids.values())
+    views = {t: RegionView("down" if t.address == A else "up", 1.5, None, time.time()) for t in served}
+    others = {f"10.{i // 250}.{i % 250}.1": RegionView("up", 2.0) for i in range(15000)}
+    body = json.loads(encode_report(REGION, 1.0, views))
+    body["views"] += [{"id": f"{i:024x}", "state": "up", "rtt_ms": v.rtt_ms, "error": None, "updated": 0}
+                      for i, v in enumerate(others.values())]
+    raw = json.dumps(body).encode()
+    assert len(raw) > 2**20
+    status, answer = post_report(srv, raw, gzipped=True)
+    assert (status, answer) == (200, {"ok": True, "accepted": 2})
+    rep = region_report(srv)
+    assert {t.address: v.state for t, v in rep.views.items()} == {A: "down", B: "up"}
+    assert {target_id(t) for t in rep.views} == {target_id(t) for t in served}
+    bomb = b'{"region": "x", "views": [], "pad": "' + b" " * (65 * 2**20) + b'"}'
+    status, answer = post_report(srv, bomb, gzipped=True)
+    assert status == 413 and answer == {"error": "report larger than 64 MiB"}

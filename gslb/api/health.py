@@ -95,18 +95,34 @@ def _refuse(why: str, status: int = 401) -> web.Response:
     return web.json_response({"error": why}, status=status)
 
 
+MAX_REPORT = 64 * 2**20     # a report of 100,000 targets is about 13 MiB before gzip
+
+
+async def _read_report(request: web.Request) -> bytes | None:
+    """The (gunzipped) body, or None past MAX_REPORT. Read by hand: the app's 1 MiB client_max_size
+    would refuse the reports of a few thousand targets."""
+    body = bytearray()
+    while chunk := await request.content.read(2**16):
+        body += chunk
+        if len(body) > MAX_REPORT:
+            return None
+    return bytes(body)
+
+
 async def post_report(request: web.Request) -> web.Response:
     """A signed report from a `gslb probe` process."""
     service = request.app[SERVER].health_service
     secret = service.settings.secret
     if not secret:
         return _refuse("this server has no health secret: set health.secret or GSLB_SECRET", 403)
-    body = await request.read()
+    body = await _read_report(request)
+    if body is None:
+        return _refuse(f"report larger than {MAX_REPORT // 2**20} MiB", 413)
     problem = verify(secret, body, request.headers.get(HEADER))
     if problem is not None:
         return _refuse(problem)
     try:
-        region, interval, views = decode_report(body, service.known)
+        region, interval, views = decode_report(body, service.known_ids)
     except (ValueError, KeyError, TypeError) as exc:
         return _refuse(f"not a report: {exc}", 400)
     service.monitor.report(region, views, interval)

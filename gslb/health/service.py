@@ -12,6 +12,7 @@ from gslb.config.model import Target
 from gslb.health import statefile
 from gslb.health.monitor import HealthMonitor
 from gslb.health.prober import Prober
+from gslb.health.report import target_id
 from gslb.health.snapshot import HealthSnapshot, RegionView
 from gslb.health.statefile import target_key
 
@@ -26,7 +27,8 @@ class HealthService:
         self.settings = settings
         self.monitor = HealthMonitor(settings, on_change)
         self.prober: Prober | None = None
-        self.known: dict[str, Target] = {}
+        self.known: dict[str, Target] = {}         # target_key -> target (GET /v1/targets)
+        self.known_ids: dict[str, Target] = {}     # target_id -> target (prober reports)
         self._tasks: list[asyncio.Task] = []
         saved = statefile.load(settings.state_dir, settings.state_max_age) if settings.state_dir \
             else statefile.SavedHealth()
@@ -62,6 +64,7 @@ class HealthService:
         """The targets the served zones want probed (called on every zone load)."""
         targets = list(targets)
         self.known = {target_key(t): t for t in targets}
+        self.known_ids = {target_id(t): t for t in targets}
         self.monitor.set_targets(targets)
         if self.prober is not None:
             self.prober.set_targets(targets)
