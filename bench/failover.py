@@ -3,8 +3,9 @@
 comes back it returns. Loopback only, bounded: `python bench/failover.py [--runs 5]`.
 
 Starts `gslb serve` (the embedded prober, default check settings: interval 1 s, rise 2, fall 2) on a
-zone whose pool has two sites backed by real HTTP servers, kills one site's server, polls DNS every
-20 ms until the answer changes, restarts it and polls until it is back. Prints the median of the runs
+zone whose pool has two sites backed by real HTTP servers, kills one site's server at a random point of
+the check interval, polls DNS every 20 ms until the answer changes, restarts it (again at a random point)
+and polls until it is back; both times are measured from the kill and from the restart. Prints the median of the runs
 next to Route 53's fastest documented setting (10 s interval x failure threshold 3).
 """
 
@@ -41,6 +42,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 def start_site(host: str, port: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", host],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tempfile.gettempdir())
+
+
+def wait_listening(host: str, port: int, limit: float = 10) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.005)
+    raise RuntimeError(f"{host}:{port} not listening after {limit} s")
 
 
 def answer(port: int) -> list[str]:
@@ -87,6 +98,8 @@ pools:
                                f"{work}/zones", "--listen", f"127.0.0.1:{dns_port}", "--api", "off"], cwd=REPO)
     withdraw, back = [], []
     try:
+        for host in sites:
+            wait_listening(host, site_port)
         wait_for(dns_port, [A], 10)
         for run in range(args.runs):
             # let both sites be seen up (rise 2), then kill at a random point of the check interval
@@ -94,7 +107,11 @@ pools:
             sites[A].send_signal(signal.SIGKILL)
             sites[A].wait()
             withdraw.append(wait_for(dns_port, [B], 15))
+            # The withdrawal is seen right after a failed check: restarting at once would always land
+            # just after a check. Wait a random part of the interval so the return is measured fairly.
+            time.sleep(0.5 + random.uniform(0, 1))
             sites[A] = start_site(A, site_port)
+            wait_listening(A, site_port)               # measure from when the site answers again
             back.append(wait_for(dns_port, [A], 15))
             print(f"run {run + 1}: withdrawn after {withdraw[-1]:.2f} s, back after {back[-1]:.2f} s", flush=True)
     finally:

@@ -112,3 +112,45 @@ def test_a_restored_state_with_no_prober_ever_fails_open_after_grace():
     monitor.tick()
     assert monitor.fail_open and monitor.fail_open_total == 1
     assert published[-1].of(T).state == "unknown"
+
+
+def test_slow_rtt_drift_adds_up_to_a_new_snapshot():
+    """Each report moves the RTT by under 10 %, yet the drift since the last published value counts."""
+    monitor, _clock, published = make()
+    monitor.report("a", {T: RegionView("up", rtt_ms=100.0)}, 1.0)
+    count = len(published)
+    for rtt in (105.0, 109.0):
+        monitor.report("a", {T: RegionView("up", rtt_ms=rtt)}, 1.0)
+    assert len(published) == count
+    monitor.report("a", {T: RegionView("up", rtt_ms=113.0)}, 1.0)   # 13 % above 100: published
+    assert len(published) == count + 1 and published[-1].of(T).rtt_from("a") == 113.0
+
+
+def test_combining_only_what_moved_gives_what_combining_everything_gives():
+    """Seeded random reports, silences, overrides and target changes: after each step the snapshot equals
+    a full recompute's."""
+    import random
+    rng = random.Random(7)
+    targets = [Target(f"192.0.2.{i}", Check(type="tcp", port=80)) for i in range(1, 13)]
+    clock, published = Clock(), []
+    monitor = HealthMonitor(HealthSettings(grace=5.0), published.append, clock)
+    monitor.set_targets(targets)
+    for _ in range(400):
+        step = rng.random()
+        if step < 0.7:
+            region = rng.choice("abcd")
+            views = {t: RegionView(rng.choice(("up", "up", "down", "unknown")), rng.choice((None, 5.0, 50.0)),
+                                   rng.choice((None, "refused"))) for t in rng.sample(targets, rng.randint(0, 12))}
+            monitor.report(region, views, 1.0)
+        elif step < 0.85:
+            clock.now += rng.choice((0.5, 2.0, 6.0))
+            monitor.tick()
+        elif step < 0.95:
+            monitor.set_override(rng.choice(targets).address, rng.choice(("up", "down", "auto")))
+        else:
+            monitor.set_targets(rng.sample(targets, rng.randint(6, 12)))
+        seen = {t: (h.state, h.reason, dict(h.regions)) for t, h in monitor.snapshot.targets.items()}
+        version = monitor.published.version
+        monitor.recompute()
+        assert {t: (h.state, h.reason, dict(h.regions)) for t, h in monitor.snapshot.targets.items()} == seen
+        assert monitor.published.version == version      # nothing was left unpublished

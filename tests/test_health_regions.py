@@ -4,11 +4,14 @@ a majority must."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 from conftest import REPO
@@ -113,6 +116,16 @@ def test_a_silent_prober_is_dropped_from_the_quorum(two_servers_three_probers):
     while time.monotonic() < deadline and "us-east-1" in regions_reporting(servers[0]):
         time.sleep(0.1)
     assert regions_reporting(servers[0]) == {"eu-west-1", "ap-southeast-1"}
+    api = f"http://{servers[0].api[0]}:{servers[0].api[1]}"
+    with urllib.request.urlopen(f"{api}/v1/health", timeout=5) as resp:
+        endpoint = json.load(resp)["zones"][0]["pools"][0]["sites"][0]["endpoints"][0]
+    assert endpoint["address"] == A
+    assert {r: v["live"] for r, v in endpoint["regions"].items()} == {
+        "us-east-1": False, "eu-west-1": True, "ap-southeast-1": True}
+    status = subprocess.run([sys.executable, "-m", "gslb", "status", "--api", api], cwd=REPO, capture_output=True,
+                            text=True, timeout=20, check=True).stdout
+    assert "prober us-east-1: SILENT" in status
+    assert re.search(r"us-east-1 +(unknown|up) +rtt \S+ \(silent: not counted\)", status), status
     site_a.deny = {PROBERS["eu-west-1"]}                        # 1 of the 2 live regions: no majority
     time.sleep(2)
     assert answer(servers[0]) == [A]

@@ -17,16 +17,22 @@ from gslb.health.signing import HEADER, bearer_ok, verify
 from gslb.steering.decide import endpoint_usable
 
 
-def _endpoint_json(server: Any, pool, site, endpoint) -> dict:
-    snapshot = server.health_service.snapshot
-    health = snapshot.of(Target(endpoint.address, pool.check)) if pool.check else None
+def _endpoint_json(server: Any, pool, site, endpoint, now: float) -> dict:
+    service = server.health_service
+    snapshot = service.snapshot
+    target = Target(endpoint.address, pool.check) if pool.check else None
+    health = snapshot.of(target) if target is not None else None
     usable, why = endpoint_usable(endpoint, site, pool, snapshot)
     out = {"address": endpoint.address, "weight": endpoint.weight, "status": endpoint.status,
            "override": snapshot.overrides.get(endpoint.address), "answered": usable, "why": why}
     if health is not None:
+        # Each region's latest report, not the one last combined: small RTT moves and report times
+        # do not make a new snapshot, but the operator should see them. `live`: counted in the quorum.
         out.update(state=health.state, since=health.since, reason=health.reason, regions={
-            region: {"state": v.state, "rtt_ms": v.rtt_ms, "error": v.error, "updated": v.updated}
-            for region, v in health.regions.items()})
+            region: {"state": v.state, "rtt_ms": v.rtt_ms, "error": v.error, "updated": v.updated,
+                     "live": rep.live(now)}
+            for region, rep in sorted(service.monitor.regions.items())
+            if (v := rep.views.get(target)) is not None})
     else:
         out.update(state="unchecked", since=None, reason="no check configured", regions={})
     return out
@@ -41,7 +47,7 @@ def health_document(server: Any) -> dict:
         pools = []
         for pool in zone.pools.values():
             sites = [{"name": site.name, "status": site.status,
-                      "endpoints": [_endpoint_json(server, pool, site, e) for e in site.endpoints]}
+                      "endpoints": [_endpoint_json(server, pool, site, e, now) for e in site.endpoints]}
                      for site in pool.sites]
             pools.append({"name": pool.name, "policy": pool.policy,
                           "check": pool.check.type if pool.check else None, "sites": sites})
@@ -72,7 +78,8 @@ def render_text(health: dict) -> str:
                     for region, v in sorted(e["regions"].items()):
                         rtt = "-" if v["rtt_ms"] is None else f"{v['rtt_ms']:.1f}ms"
                         error = f" error: {v['error']}" if v["error"] else ""
-                        lines.append(f"      {region:<20} {v['state']:<8} rtt {rtt}{error}")
+                        silent = "" if v.get("live", True) else " (silent: not counted)"
+                        lines.append(f"      {region:<20} {v['state']:<8} rtt {rtt}{error}{silent}")
     return "\n".join(lines)
 
 

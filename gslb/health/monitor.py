@@ -54,6 +54,7 @@ class HealthMonitor:
         self._dead: set[str] = set()
         self._last_live = clock()
         self._seeded = False
+        self._mode: tuple[str, frozenset[str]] | None = None   # (live | grace | fail open, live regions)
 
     def seed(self, states: Mapping[Target, str], age: float) -> None:
         """Start from states saved before a restart. They hold like a last known state: until a region
@@ -73,13 +74,20 @@ class HealthMonitor:
 
     def report(self, region: str, views: Mapping[Target, RegionView], interval: float) -> None:
         """A region's views of the targets it probes (targets we do not serve are ignored)."""
+        before = self.regions.get(region)
         if region in self._dead:
             log.info("prober region %s is reporting again", region)
             self._dead.discard(region)
-        elif region not in self.regions:
+        elif before is None:
             log.info("prober region %s reporting, %d targets", region, len(views))
-        self.regions[region] = RegionReport(dict(views), self.clock(), interval)
-        self.recompute()
+        views = dict(views)
+        self.regions[region] = RegionReport(views, self.clock(), interval)
+        # Only the targets whose view moved since it was last combined are combined again: with thousands
+        # of targets, redoing all of them for every report of every region would stall the DNS loop.
+        moved = [t for t, v in views.items() if t in self.targets and _view_moved(self.snapshot.of(t).regions.get(region), v)]
+        if before is not None:
+            moved += [t for t in before.views if t not in views and t in self.targets]
+        self.recompute(moved)
 
     def set_override(self, address: str, status: str) -> None:
         """Force an address up or down everywhere, or hand it back to health ("auto")."""
@@ -92,7 +100,7 @@ class HealthMonitor:
 
     def tick(self) -> None:
         """Called every report interval: drops silent regions, applies grace and fail-open."""
-        self.recompute()
+        self.recompute(())
 
     def _live_regions(self, now: float) -> dict[str, RegionReport]:
         live = {}
@@ -105,7 +113,9 @@ class HealthMonitor:
                             name, now - rep.received)
         return live
 
-    def recompute(self) -> None:
+    def recompute(self, only: Iterable[Target] | None = None) -> None:
+        """Combine the live regions' views into a new snapshot: of every target, or of `only` these when
+        the live regions and the mode (live, grace, fail open) are what they were last time."""
         now = self.clock()
         live = self._live_regions(now)
         if live:
@@ -119,9 +129,17 @@ class HealthMonitor:
             self.fail_open_total += 1
             log.error("no prober has reported for %.0f s (grace %.0f s): failing open, every endpoint counts as up",
                       now - self._last_live, self.settings.grace)
-        targets: dict[Target, EndpointHealth] = {}
         holding = not live and not self.fail_open
-        for target in self.targets:
+        mode = ("fail open" if self.fail_open else "grace" if holding else "live", frozenset(live))
+        if only is not None and mode == self._mode:
+            todo: Iterable[Target] = dict.fromkeys(only)
+            if not todo:
+                return                                  # nothing moved: the snapshot stands
+            targets = dict(self.snapshot.targets)
+        else:
+            targets, todo = {}, self.targets
+        self._mode = mode
+        for target in todo:
             previous = self.published.of(target) if holding else self.snapshot.of(target)
             if holding:
                 targets[target] = previous          # grace: the last known state stays
@@ -134,12 +152,12 @@ class HealthMonitor:
                 verb = "withdrawn" if state == "down" else "returned" if previous.state == "down" else state
                 log.warning("%s %s: %s", target, verb, reason)
             targets[target] = EndpointHealth(state, since, reason, MappingProxyType(views))
-        self._publish(targets)
+        self._publish(targets, todo)
 
-    def _publish(self, targets: dict[Target, EndpointHealth]) -> None:
+    def _publish(self, targets: dict[Target, EndpointHealth], todo: Iterable[Target]) -> None:
         old = self.published
         changed = set(targets) != set(old.targets) or dict(self.overrides) != dict(old.overrides) or any(
-            old.of(t).state != h.state or _rtt_moved(old.of(t).regions, h.regions) for t, h in targets.items())
+            old.of(t).state != targets[t].state or _rtt_moved(old.of(t).regions, targets[t].regions) for t in todo)
         self.snapshot = HealthSnapshot(MappingProxyType(targets), MappingProxyType(dict(self.overrides)),
                                        old.version + 1 if changed else old.version)
         if changed:
@@ -147,13 +165,19 @@ class HealthMonitor:
             self.on_change(self.snapshot)
 
 
+def _rtt_differs(a: float | None, b: float | None) -> bool:
+    """A change of RTT worth a new snapshot: more than 10 % (and 1 ms)."""
+    if a is None or b is None:
+        return (a is None) != (b is None)
+    return abs(a - b) > max(1.0, 0.1 * a)
+
+
 def _rtt_moved(old: Mapping[str, RegionView], new: Mapping[str, RegionView]) -> bool:
-    if set(old) != set(new):
-        return True
-    for region, view in new.items():
-        a, b = old[region].rtt_ms, view.rtt_ms
-        if (a is None) != (b is None):
-            return True
-        if a is not None and abs(a - b) > max(1.0, 0.1 * a):
-            return True
-    return False
+    return set(old) != set(new) or any(_rtt_differs(old[r].rtt_ms, v.rtt_ms) for r, v in new.items())
+
+
+def _view_moved(combined: RegionView | None, new: RegionView) -> bool:
+    """Whether a region's new view of a target differs from the one last combined, enough to combine
+    again. Measured from the combined view, not the previous report, so slow RTT drift adds up."""
+    return combined is None or combined.state != new.state or combined.error != new.error \
+        or _rtt_differs(combined.rtt_ms, new.rtt_ms)
