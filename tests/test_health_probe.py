@@ -131,14 +131,14 @@ def test_a_hanging_server_does_not_delay_reports_to_the_others(setup):
     assert f"cannot report to {hang_url}/v1/reports" in err
 
 
-def post_report(srv, body: bytes, *, gzipped: bool, secret: str = SECRET) -> tuple[int, dict]:
+def post_report(srv, body: bytes, *, gzipped: bool = False, signed_at: float | None = None) -> tuple[int, dict]:
     import gzip
     import json
     import urllib.error
     import urllib.request
 
     from gslb.health.signing import HEADER, sign
-    headers = {HEADER: sign(secret, body), "Content-Type": "application/json"}
+    headers = {HEADER: sign(SECRET, body, signed_at), "Content-Type": "application/json"}
     if gzipped:
         headers["Content-Encoding"] = "gzip"
     req = urllib.request.Request(f"http://{srv.api[0]}:{srv.api[1]}/v1/reports", method="POST", headers=headers,
@@ -175,3 +175,22 @@ def test_big_reports_are_accepted_gzipped_up_to_the_limit(setup):
     bomb = b'{"region": "x", "views": [], "pad": "' + b" " * (65 * 2**20) + b'"}'
     status, answer = post_report(srv, bomb, gzipped=True)
     assert status == 413 and answer == {"error": "report larger than 64 MiB"}
+
+
+def test_a_region_report_older_than_the_last_is_refused(setup):
+    """A captured report replayed while its signature is still valid must not bring back an old view."""
+    from gslb.health.report import encode_report
+    from gslb.health.snapshot import RegionView
+    srv, _, _, _ = setup
+    served = list(srv.server.health_service.known_ids.values())
+    now = time.time()
+    down = encode_report(REGION, 1.0, {t: RegionView("down") for t in served})
+    up = encode_report(REGION, 1.0, {t: RegionView("up") for t in served})
+    assert post_report(srv, down, signed_at=now - 20) == (200, {"ok": True, "accepted": 2})
+    assert post_report(srv, up, signed_at=now - 10) == (200, {"ok": True, "accepted": 2})
+    status, answer = post_report(srv, down, signed_at=now - 20)           # the replay
+    assert status == 409 and "older than the last one from region eu-west-1" in answer["error"]
+    assert {v.state for v in region_report(srv).views.values()} == {"up"}
+    assert post_report(srv, down, signed_at=now - 10)[0] == 200            # same second: a real prober
+    status, answer = post_report(srv, up, signed_at=now - 61)              # outside the window anyway
+    assert status == 401 and answer["error"].startswith("signature time is")

@@ -13,7 +13,7 @@ from dnslib import RCODE
 from gslb.api.keys import SERVER
 from gslb.config.model import Target
 from gslb.health.report import decode_report
-from gslb.health.signing import HEADER, bearer_ok, verify
+from gslb.health.signing import HEADER, bearer_ok, stamp_of, verify
 from gslb.steering.decide import endpoint_usable
 
 
@@ -132,6 +132,13 @@ async def post_report(request: web.Request) -> web.Response:
         region, interval, views = decode_report(body, service.known_ids)
     except (ValueError, KeyError, TypeError) as exc:
         return _refuse(f"not a report: {exc}", 400)
+    # A captured report replayed within the signature's 60 s would bring back an old view: a region's
+    # reports must not go back in time.
+    stamp = stamp_of(request.headers[HEADER])
+    last = service.report_stamps.get(region, 0)
+    if stamp < last:
+        return _refuse(f"report signed at {stamp}, older than the last one from region {region} ({last})", 409)
+    service.report_stamps[region] = stamp
     service.monitor.report(region, views, interval)
     return web.json_response({"ok": True, "accepted": len(views)})
 

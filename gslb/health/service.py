@@ -29,6 +29,7 @@ class HealthService:
         self.prober: Prober | None = None
         self.known: dict[str, Target] = {}         # target_key -> target (GET /v1/targets)
         self.known_ids: dict[str, Target] = {}     # target_id -> target (prober reports)
+        self.report_stamps: dict[str, int] = {}    # region -> signature time of its last report
         self._tasks: list[asyncio.Task] = []
         saved = statefile.load(settings.state_dir, settings.state_max_age) if settings.state_dir \
             else statefile.SavedHealth()

@@ -35,6 +35,11 @@ def verify(secret: str, body: bytes, header: str | None, now: float | None = Non
     return None
 
 
+def stamp_of(header: str) -> int:
+    """The timestamp of a signature header that `verify` accepted."""
+    return int(dict(part.split("=", 1) for part in header.split(","))["t"])
+
+
 def bearer_ok(secret: str | None, header: str | None) -> bool:
     """Constant-time check of an `Authorization: Bearer SECRET` header."""
     if not secret or not header or not header.startswith("Bearer "):
