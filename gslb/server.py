@@ -22,6 +22,7 @@ from gslb.config.server import ServerConfig
 from gslb.config.store import ZoneStore
 from gslb.dns.server import Handler, parse_listen, start_dns
 from gslb.dns.table import AnswerTable
+from gslb.dns.tcpguard import TcpGuard
 from gslb.health.feed import HealthFeed, SnapshotSender
 from gslb.health.service import HealthService
 from gslb.health.snapshot import HealthSnapshot
@@ -60,6 +61,7 @@ class Server:
         self.reuse_port = feed is not None or bool(workers)
         self.handler: Handler | None = None
         self.dns_addresses: list[tuple[str, int]] = []
+        self.tcp_guard = TcpGuard(config.tcp)     # one per process, over every listen address
         self.api_address: tuple[str, int] | None = None
         self._closers: list[Any] = []
         self._tasks: list[asyncio.Task] = []
@@ -128,11 +130,12 @@ class Server:
             self.handler = Handler(self._build_table(), self.config.query_log)
         for text in self.config.listen:
             host, port = parse_listen(text)
-            udp, tcp = await start_dns(self.handler, host, port, self.reuse_port)
+            udp, tcp = await start_dns(self.handler, host, port, self.reuse_port, self.tcp_guard)
             self._closers += [udp, tcp]
             bound = udp.get_extra_info("sockname")
             self.dns_addresses.append((host, bound[1]))
             log.info("DNS on %s port %d (udp, tcp)", host, bound[1])
+        log.info("%s", self.tcp_guard.describe())
         await self.health_service.start()
         if self.sender is not None:
             self._tasks.append(asyncio.create_task(self.sender.run()))

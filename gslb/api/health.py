@@ -195,6 +195,19 @@ async def get_metrics(request: web.Request) -> web.Response:
                   for rcode, count in enumerate(counts) if count]
     lines += ["# HELP gslb_dns_dropped_total Messages not answered (too short, or responses).",
               "# TYPE gslb_dns_dropped_total counter", f"gslb_dns_dropped_total {handler.dropped}"]
+    tcp = server.tcp_guard
+    lines += ["# HELP gslb_dns_tcp_connections Open DNS TCP connections (this process).",
+              "# TYPE gslb_dns_tcp_connections gauge", f"gslb_dns_tcp_connections {tcp.open}",
+              "# HELP gslb_dns_tcp_connections_max The effective cap on DNS TCP connections (this process).",
+              "# TYPE gslb_dns_tcp_connections_max gauge", f"gslb_dns_tcp_connections_max {tcp.max_connections}",
+              "# HELP gslb_dns_tcp_refused_total DNS TCP connections closed at once by a cap (total or per client).",
+              "# TYPE gslb_dns_tcp_refused_total counter",
+              f'gslb_dns_tcp_refused_total{{cap="total"}} {tcp.refused_total_cap}',
+              f'gslb_dns_tcp_refused_total{{cap="client"}} {tcp.refused_client_cap}',
+              "# HELP gslb_dns_tcp_timeouts_total DNS TCP connections closed idle or with a message not whole in time.",
+              "# TYPE gslb_dns_tcp_timeouts_total counter",
+              f'gslb_dns_tcp_timeouts_total{{timeout="idle"}} {tcp.closed_idle}',
+              f'gslb_dns_tcp_timeouts_total{{timeout="message"}} {tcp.closed_message_timeout}']
     lines += ["# HELP gslb_prober_live 1 while the prober region reports in time.", "# TYPE gslb_prober_live gauge"]
     lines += [f'gslb_prober_live{{region="{name}"}} {int(rep.live(now))}' for name, rep in monitor.regions.items()]
     lines += ["# HELP gslb_health_fail_open 1 while no prober reports and every endpoint counts as up.",

@@ -1,7 +1,8 @@
 """DNS over UDP and TCP on asyncio (uvloop when available): sockets in, `handle` out.
 
 TCP follows RFC 7766: two-byte length prefix, several queries per connection answered in order,
-an idle timeout, no limit on pipelining beyond the socket's buffers.
+an idle timeout between messages and a deadline for each message; connections are capped in total and
+per client address (gslb/dns/tcpguard.py, the `tcp:` config).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from collections.abc import Callable
 
 import dnslib
 
+from gslb.config.dnslimits import TcpLimits
 from gslb.dns.fast import answer_fast
 from gslb.dns.slow import answer_slow
 from gslb.dns.table import AnswerTable
+from gslb.dns.tcpguard import TcpGuard
 
 log = logging.getLogger("gslb.dns")
 query_log = logging.getLogger("gslb.query")
-TCP_IDLE_TIMEOUT = 10.0
 
 
 def servfail(data: bytes) -> bytes | None:
@@ -87,40 +89,86 @@ class UdpServer(asyncio.DatagramProtocol):
 
 
 class TcpServer(asyncio.Protocol):
-    def __init__(self, handler: Callable[[bytes, str, bool], bytes | None]):
+    """One DNS TCP connection (RFC 7766): length-prefixed queries answered in order.
+
+    The guard admits it (or it is closed at once, counted). Between messages the idle timer runs; once
+    the first byte of a message arrives, the whole message must arrive within `message_timeout`, and
+    further bytes do not extend that deadline (slow-loris). A client that stops reading its answers
+    stops being read (flow control), so its idle timer closes it.
+    """
+
+    def __init__(self, handler: Callable[[bytes, str, bool], bytes | None], guard: TcpGuard):
         self.handler = handler
+        self.guard = guard
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
-        self.idle: asyncio.TimerHandle | None = None
+        self.admitted = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.in_message = False          # the timer is a message deadline (else the idle timer)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.peer = transport.get_extra_info("peername")[0]
-        self._arm()
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if peer else "?"
+        if not self.guard.admit(self.peer):
+            transport.abort()            # over a cap: the descriptor is freed now, the client can try elsewhere
+            return
+        self.admitted = True
+        self._start_timer(self.guard.idle_timeout(), message=False)
 
-    def _arm(self) -> None:
-        if self.idle is not None:
-            self.idle.cancel()
-        self.idle = asyncio.get_running_loop().call_later(TCP_IDLE_TIMEOUT, self.transport.close)
+    def _start_timer(self, seconds: float, message: bool) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.in_message = message
+        self.timer = asyncio.get_running_loop().call_later(seconds, self._expire)
+
+    def _expire(self) -> None:
+        self.timer = None
+        if self.in_message:
+            self.guard.closed_message_timeout += 1
+        else:
+            self.guard.closed_idle += 1
+        self.transport.abort()           # not close(): unread answers must not keep the descriptor
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        self._arm()
-        while len(self.buffer) >= 2:
-            length = struct.unpack_from("!H", self.buffer)[0]
-            if len(self.buffer) < 2 + length:
-                return
-            message, self.buffer = self.buffer[2:2 + length], self.buffer[2 + length:]
+        if not self.admitted or self.transport.is_closing():
+            return
+        buffer = self.buffer + data if self.buffer else data
+        pos, answered = 0, False
+        while len(buffer) - pos >= 2:
+            length = (buffer[pos] << 8) | buffer[pos + 1]
+            if len(buffer) - pos < 2 + length:
+                break
+            message = buffer[pos + 2:pos + 2 + length]
+            pos += 2 + length
+            answered = True
             out = self.handler(message, self.peer, True)
             if out is None:
                 self.transport.close()   # junk on a stream: nothing sane follows it
                 return
             self.transport.write(struct.pack("!H", len(out)) + out)
+        self.buffer = buffer[pos:] if pos else buffer
+        if not self.buffer:
+            self._start_timer(self.guard.idle_timeout(), message=False)
+        elif answered or not self.in_message:
+            # The next message's first byte is here: its deadline starts now and later bytes keep it.
+            self._start_timer(self.guard.limits.message_timeout, message=True)
+
+    def pause_writing(self) -> None:
+        self.transport.pause_reading()   # the client does not read its answers: stop taking queries
+
+    def resume_writing(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.idle is not None:
-            self.idle.cancel()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.admitted:
+            self.admitted = False
+            self.guard.release(self.peer)
 
 
 def parse_listen(text: str, default_port: int = 5353) -> tuple[str, int]:
@@ -175,11 +223,16 @@ def _bind_pair(host: str, port: int, reuse_port: bool = False) -> tuple[socket.s
     raise OSError(f"no port free for both UDP and TCP on {host}")
 
 
-async def start_dns(handler: Handler, host: str, port: int,
-                    reuse_port: bool = False) -> tuple[asyncio.BaseTransport, asyncio.Server]:
-    """Bind UDP and TCP on one address; returns both so they can be closed."""
+async def start_dns(handler: Handler, host: str, port: int, reuse_port: bool = False,
+                    tcp_guard: TcpGuard | None = None) -> tuple[asyncio.BaseTransport, asyncio.Server]:
+    """Bind UDP and TCP on one address; returns both so they can be closed.
+
+    `tcp_guard` holds the TCP caps and timeouts; pass the same one for every listen address so that
+    the caps count the whole process (default: one of its own with the default limits).
+    """
     loop = asyncio.get_running_loop()
+    guard = tcp_guard if tcp_guard is not None else TcpGuard(TcpLimits())
     udp_sock, tcp_sock = _bind_pair(host, port, reuse_port)
     udp, _ = await loop.create_datagram_endpoint(lambda: UdpServer(handler), sock=udp_sock)
-    tcp = await loop.create_server(lambda: TcpServer(handler), sock=tcp_sock)
+    tcp = await loop.create_server(lambda: TcpServer(handler, guard), sock=tcp_sock)
     return udp, tcp
