@@ -20,6 +20,7 @@ from gslb.config.model import Target
 from gslb.config.regions import load_regions
 from gslb.config.server import ServerConfig
 from gslb.config.store import ZoneStore
+from gslb.dns.rrl import RateLimiter
 from gslb.dns.server import Handler, parse_listen, start_dns
 from gslb.dns.table import AnswerTable
 from gslb.dns.tcpguard import TcpGuard
@@ -75,6 +76,10 @@ class Server:
     def _build_table(self) -> AnswerTable:
         return AnswerTable(self.store.zones, self.health, self.steering, self.locator)
 
+    def _rate_limiter(self) -> RateLimiter | None:
+        """The UDP response rate limiter of the `rrl:` config, or None when it is off."""
+        return RateLimiter(self.config.rrl) if self.config.rrl.enabled else None
+
     def _on_health(self, snapshot: HealthSnapshot) -> None:
         if self.handler is not None:
             self.handler.table.set_health(snapshot)
@@ -107,7 +112,7 @@ class Server:
         """Build the answer table for the current zones and make it the one queries use."""
         table = self._build_table()
         if self.handler is None:
-            self.handler = Handler(table, self.config.query_log)
+            self.handler = Handler(table, self.config.query_log, self._rate_limiter())
         else:
             self.handler.table = table
         self.health_service.set_targets(zone_targets(self.store.zones))
@@ -127,7 +132,7 @@ class Server:
         """Load zones, bind DNS (UDP+TCP on every listen address) and the API, start probers and watchers."""
         self.reload(force=True)
         if self.handler is None:
-            self.handler = Handler(self._build_table(), self.config.query_log)
+            self.handler = Handler(self._build_table(), self.config.query_log, self._rate_limiter())
         for text in self.config.listen:
             host, port = parse_listen(text)
             udp, tcp = await start_dns(self.handler, host, port, self.reuse_port, self.tcp_guard)

@@ -8,11 +8,12 @@ from typing import Any
 
 from gslb.config.dnslimits import TcpLimits, parse_tcp_limits
 from gslb.config.health import HealthSettings, parse_health_settings
+from gslb.config.rrl import RateLimitSettings, parse_rate_limit
 from gslb.config.yamlsrc import SourceMap, load_yaml_file
 from gslb.errors import ConfigError, Problem
 
 SERVER_KEYS = {"zones", "listen", "api", "data", "geoip", "regions", "latency", "query_log",
-               "reload_interval", "health", "workers", "tcp"}
+               "reload_interval", "health", "workers", "tcp", "rrl"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class ServerConfig:
     reload_interval: float = 1.0                  # how often zone files are checked for changes
     workers: int = 1                              # DNS processes sharing the listen ports (SO_REUSEPORT)
     health: HealthSettings = field(default_factory=HealthSettings)
+    rrl: RateLimitSettings = field(default_factory=RateLimitSettings)   # DNS response rate limiting
     tcp: TcpLimits = field(default_factory=TcpLimits)   # DNS TCP connection caps and timeouts
     file: str | None = None
 
@@ -86,12 +88,13 @@ def load_server_config(path: str | None) -> ServerConfig:
                 values[key] = value
         elif key == "api":
             values[key] = None if value in (None, False, "off") else str(value)
-        elif key not in ("health", "tcp"):
+        elif key not in ("health", "tcp", "rrl"):
             if not isinstance(value, str):
                 problems.append(Problem(path, line, f"{key}: expected a path"))
             else:
                 base = os.path.dirname(os.path.abspath(path))
                 values[key] = value if os.path.isabs(value) else os.path.join(base, value)
+    values["rrl"] = parse_rate_limit(src.get("rrl"), problems, where=(path, src.line_of("rrl")))
     values["health"] = parse_health_settings(src.get("health"), problems, where=(path, src.line_of("health")))
     values["tcp"] = parse_tcp_limits(src.get("tcp"), problems, where=(path, src.line_of("tcp")))
     if problems:

@@ -11,6 +11,7 @@ import struct
 
 from dnslib import QTYPE
 
+from gslb.dns.errors import response_for
 from gslb.dns.table import AnswerTable
 from gslb.dns.wire import RCODE_SERVFAIL, FormErr, Query, opt_record, parse_query
 from gslb.steering.client import client_for
@@ -60,21 +61,20 @@ def assemble(q: Query, flags: int, an: int, ns: int, ar: int, body: bytes, ecs_s
     return msg
 
 
-def formerr(data: bytes, q_question: bytes | None, edns: bool) -> bytes:
-    """FORMERR for a query whose header (and maybe question) could be read."""
-    msg_id, flags = struct.unpack_from("!HH", data)
-    out_flags = 0x8000 | (flags & 0x7800) | (flags & 0x0100) | 1
-    question = q_question or b""
-    opt = opt_record(False) if edns else b""
-    return struct.pack("!HHHHHH", msg_id, out_flags, 1 if question else 0, 0, 0, 1 if opt else 0) + question + opt
+def answer(table: AnswerTable, data: bytes, client_ip: str, tcp: bool) -> bytes | None:
+    """Answer a plain query, or None to hand it to the slow path.
 
-
-def answer_fast(table: AnswerTable, data: bytes, client_ip: str, tcp: bool) -> bytes | None:
-    """Answer a plain query, or None to hand it to the slow path."""
-    try:
-        q = parse_query(data)
-    except FormErr as exc:
-        return formerr(data, exc.question, True)
+    :raises FormErr: for a malformed EDNS option (the question and OPT were read: both go back).
+    """
+    q = parse_query(data)
     if q is None or q.opcode != 0 or q.qclass != 1 or q.qtype in SLOW_TYPES:
         return None
     return respond(table, q, client_ip, tcp)
+
+
+def answer_fast(table: AnswerTable, data: bytes, client_ip: str, tcp: bool) -> bytes | None:
+    """`answer`, with a FORMERR response instead of the exception (never raises on any input)."""
+    try:
+        return answer(table, data, client_ip, tcp)
+    except FormErr as exc:
+        return response_for(exc, data)

@@ -14,47 +14,74 @@ import struct
 from collections.abc import Callable
 
 import dnslib
+from dnslib import RCODE
 
 from gslb.config.dnslimits import TcpLimits
-from gslb.dns.fast import answer_fast
-from gslb.dns.slow import answer_slow
+from gslb.dns.errors import LogThrottle, response_for, servfail
+from gslb.dns.fast import answer as fast_answer
+from gslb.dns.rrl import DROP, PASS, SLIP, RateLimiter, slip_answer
+from gslb.dns.slow import answer as slow_answer
 from gslb.dns.table import AnswerTable
 from gslb.dns.tcpguard import TcpGuard
+from gslb.dns.wire import DnsError, FormErr
 
 log = logging.getLogger("gslb.dns")
 query_log = logging.getLogger("gslb.query")
 
 
-def servfail(data: bytes) -> bytes | None:
-    """SERVFAIL for a query we failed on (our bug), echoing the question when it can be found."""
-    if len(data) < 12 or data[2] & 0x80:
-        return None
-    msg_id, flags = struct.unpack_from("!HH", data)
-    return struct.pack("!HHHHHH", msg_id, 0x8000 | (flags & 0x7900) | 2, 0, 0, 0, 0)
+FAILURE_LOG_INTERVAL = 10.0   # seconds between two log lines about bad input (or about our own failures)
 
 
 class Handler:
-    """Turns a query into a response with the current answer table (swapped atomically on reload)."""
+    """Turns a query into a response with the current answer table (swapped atomically on reload).
 
-    def __init__(self, table: AnswerTable, log_queries: bool = False):
+    Bad input never raises out of here and never logs a traceback: it is answered FORMERR or NOTIMP,
+    counted, and logged at most once per FAILURE_LOG_INTERVAL. A UDP query first passes the rate
+    limiter (gslb/dns/rrl.py), so a dropped one costs no answer.
+    """
+
+    def __init__(self, table: AnswerTable, log_queries: bool = False, rate_limit: RateLimiter | None = None):
         self.table = table
         self.log_queries = log_queries
+        self.rate_limit = rate_limit
         self.responses = ([0] * 16, [0] * 16)   # by rcode, [0] UDP and [1] TCP: for /metrics
-        self.dropped = 0
+        self.dropped = 0          # not answered: shorter than a header, or a response
+        self.malformed = 0        # answered FORMERR: the query could not be read
+        self.unsupported = 0      # answered NOTIMP or BADVERS: an opcode or EDNS version we do not speak
+        self.failures = 0         # answered SERVFAIL because of a bug of ours (the last-resort guard)
+        self._bad_input_log = LogThrottle(log, logging.INFO, FAILURE_LOG_INTERVAL)
+        self._failure_log = LogThrottle(log, logging.ERROR, FAILURE_LOG_INTERVAL)
 
     def __call__(self, data: bytes, client_ip: str, tcp: bool) -> bytes | None:
         table = self.table   # one table for the whole query, even if a reload swaps it meanwhile
+        verdict = PASS
+        if self.rate_limit is not None and not tcp:
+            verdict = self.rate_limit.verdict(client_ip)
+            if verdict == DROP:
+                return None
         try:
-            out = answer_fast(table, data, client_ip, tcp)
+            out = fast_answer(table, data, client_ip, tcp)
             if out is None:
-                out = answer_slow(table, data, client_ip, tcp)
-        except Exception:
-            log.exception("query from %s failed: %r", client_ip, data[:64])
+                out = slow_answer(table, data, client_ip, tcp)
+        except DnsError as exc:
+            out = response_for(exc, data)
+            if isinstance(exc, FormErr):
+                self.malformed += 1
+            else:
+                self.unsupported += 1
+            self._bad_input_log("%s to %s: %s (%d bytes)", RCODE.get(exc.rcode, exc.rcode), client_ip, exc,
+                                len(data))
+        except Exception as exc:  # noqa: BLE001 -- last resort: no input may take a query down with it
+            self.failures += 1
+            self._failure_log("query from %s failed (SERVFAIL): %s: %s; query %s", client_ip,
+                              type(exc).__name__, exc, data[:64].hex())
             out = servfail(data)
         if out is None:
             self.dropped += 1
-        else:
-            self.responses[tcp][out[3] & 0xF] += 1
+            return None
+        if verdict == SLIP:
+            out = slip_answer(out)
+        self.responses[tcp][out[3] & 0xF] += 1
         if self.log_queries:
             self._log(data, out, client_ip, tcp)
         return out

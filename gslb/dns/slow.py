@@ -1,8 +1,10 @@
 """The slow path: every message the fast path hands over, parsed with dnslib.
 
-Error shapes, after dnspython's nanonameserver: shorter than a header or a response -> dropped;
-header but no readable question -> FORMERR; other opcodes -> NOTIMP; EDNS version > 0 -> BADVERS;
-zone transfers and other classes -> REFUSED; ANY -> one HINFO record (RFC 8482).
+Error shapes, after nsd and dnspython's nanonameserver: shorter than a header or a response -> dropped;
+other opcodes -> NOTIMP (checked first, even for a header alone: another opcode may shape the rest of
+the message differently); not exactly one readable question -> FORMERR; EDNS version > 0 -> BADVERS;
+zone transfers and other classes -> REFUSED; ANY -> one HINFO record (RFC 8482). The responses come
+from `gslb.dns.errors.error_response`.
 """
 
 from __future__ import annotations
@@ -12,80 +14,97 @@ import struct
 from dnslib import QTYPE, DNSRecord
 
 from gslb.dns import authority
-from gslb.dns.fast import assemble, formerr, respond
+from gslb.dns.errors import BadVers, NotImp, error_response, response_for
+from gslb.dns.fast import assemble, respond
 from gslb.dns.table import AnswerTable, pack_result, wire_label
 from gslb.dns.wire import (
-    RCODE_BADVERS,
-    RCODE_NOTIMP,
     RCODE_REFUSED,
     TYPE_OPT,
+    DnsError,
     FormErr,
     Query,
     name_to_text,
-    opt_record,
     parse_options,
+    read_name,
 )
 
 HINFO = 13
 RFC8482_HINFO = b"\x07RFC8482\x00"
 
 
-def _question_bytes(record: DNSRecord) -> bytes:
-    q = record.q
-    return b"".join(bytes([len(label)]) + label for label in q.qname.label) + b"\x00" + struct.pack("!HH", q.qtype, q.qclass)
+def _read_question(data: bytes) -> bytes:
+    """The question section (name uncompressed, letter case kept, then type and class).
+
+    :raises NotImp: for an opcode other than QUERY.
+    :raises FormErr: for anything but one readable question.
+    """
+    opcode = (data[2] >> 3) & 0xF
+    if opcode != 0:
+        raise NotImp(f"opcode {opcode} is not implemented (only QUERY)")
+    qdcount = struct.unpack_from("!H", data, 4)[0]
+    if qdcount != 1:
+        raise FormErr(f"{qdcount} questions, expected 1")
+    name, end = read_name(data, 12)
+    if end + 4 > len(data):
+        raise FormErr("the message ends inside the question")
+    return name + data[end:end + 4]
 
 
-def _to_query(data: bytes, record: DNSRecord) -> tuple[Query, int]:
+def _to_query(data: bytes, question: bytes, record: DNSRecord) -> tuple[Query, int]:
     """A Query for the fast path's assembler, plus the EDNS version (or -1 without EDNS).
 
     :raises FormErr: more than one OPT, an OPT not at the root, or a malformed option.
     """
     opts = [rr for rr in record.ar if rr.rtype == TYPE_OPT]
-    question = _question_bytes(record)
-    flags = struct.unpack_from("!H", data, 2)[0]
-    qname = question[:len(question) - 4].lower()
-    base = Query(record.header.id, flags, question, qname, record.q.qtype, record.q.qclass)
+    msg_id, flags = struct.unpack_from("!HH", data)
+    qname = question[:len(question) - 4].lower()   # length bytes are < 64: lower() only touches letters
+    qtype, qclass = struct.unpack_from("!HH", question, len(question) - 4)
+    base = Query(msg_id, flags, question, qname, qtype, qclass)
     if not opts:
         return base, -1
+    do = bool(opts[0].ttl & 0x8000)
     if len(opts) > 1 or str(opts[0].rname) != ".":
-        raise FormErr("more than one OPT record, or OPT not owned by the root (RFC 6891 6.1.1)", question)
+        raise FormErr("more than one OPT record, or OPT not owned by the root (RFC 6891 6.1.1)", question, True, do)
     opt = opts[0]
     version = (opt.ttl >> 16) & 0xFF
     raw = b"".join(struct.pack("!HH", o.code, len(o.data)) + o.data for o in opt.rdata)
     try:
         ecs = parse_options(raw, 0, len(raw))
     except FormErr as exc:
-        raise FormErr(str(exc), question) from None
-    return Query(base.id, flags, question, qname, base.qtype, base.qclass, True, max(512, opt.rclass),
-                 bool(opt.ttl & 0x8000), ecs), version
+        raise FormErr(str(exc), question, True, do) from None
+    return Query(msg_id, flags, question, qname, qtype, qclass, True, max(512, opt.rclass), do, ecs), version
 
 
-def answer_slow(table: AnswerTable, data: bytes, client_ip: str, tcp: bool) -> bytes | None:
-    """Answer anything the fast path declined; None means drop the message."""
+def answer(table: AnswerTable, data: bytes, client_ip: str, tcp: bool) -> bytes | None:
+    """Answer anything the fast path declined; None means drop the message.
+
+    :raises DnsError: FormErr, NotImp or BadVers, carrying what the error response echoes
+        (`gslb.dns.errors.response_for` builds it).
+    """
     if len(data) < 12 or data[2] & 0x80:
         return None                                   # too short to answer, or a response: never reply
+    question = _read_question(data)
     try:
         record = DNSRecord.parse(data)
-    except Exception:  # noqa: BLE001 -- dnslib raises many types on junk; any of them means FORMERR
-        return formerr(data, None, False)
-    if len(record.questions) != 1:
-        return formerr(data, None, False)
-    try:
-        q, version = _to_query(data, record)
-    except FormErr as exc:
-        return formerr(data, exc.question, True)
-    if q.opcode != 0:
-        return assemble(q, 0x8000 | (q.flags & 0x7800) | RCODE_NOTIMP, 0, 0, 0, b"", 0, tcp)
+    except Exception:  # noqa: BLE001 -- dnslib raises many types on junk in the other sections
+        raise FormErr("unreadable record after the question", question) from None
+    q, version = _to_query(data, question, record)
     if version > 0:
-        # RFC 6891 6.1.3: BADVERS (16) = extended rcode 1 in the OPT, header rcode 0.
-        flags = 0x8000 | (q.flags & 0x0110)
-        return struct.pack("!HHHHHH", q.id, flags, 1, 0, 0, 1) + q.question + opt_record(q.do, b"", RCODE_BADVERS >> 4)
+        raise BadVers(f"EDNS version {version}, only 0 is spoken", question, q.do)
     if q.qclass != 1 or q.qtype in (QTYPE.AXFR, QTYPE.IXFR):
         # Zone transfers are refused: zones reach every node as files. Other classes are not served.
-        return assemble(q, 0x8000 | RCODE_REFUSED, 0, 0, 0, b"", 0, tcp)
+        return error_response(data, RCODE_REFUSED, question, q.edns, q.do)
     if q.qtype == QTYPE.ANY:
         return _answer_any(table, q, tcp)
     return respond(table, q, client_ip, tcp)
+
+
+def answer_slow(table: AnswerTable, data: bytes, client_ip: str, tcp: bool) -> bytes | None:
+    """`answer`, with the error response instead of the exception (never raises on any input)."""
+    try:
+        return answer(table, data, client_ip, tcp)
+    except DnsError as exc:
+        return response_for(exc, data)
 
 
 def _answer_any(table: AnswerTable, q: Query, tcp: bool) -> bytes:

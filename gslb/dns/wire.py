@@ -27,13 +27,19 @@ class DnsError(GslbError):
 
 
 class FormErr(DnsError):
-    """The query is malformed (RFC 1035 4.1.1 FORMERR); `question` is its question section if it parsed."""
+    """The query is malformed (RFC 1035 4.1.1 FORMERR).
+
+    `question` is its question section if it could be read; `edns`/`do` say whether the query had a
+    readable OPT record (and its DO bit), so that the response carries ours (RFC 6891 7).
+    """
 
     rcode = RCODE_FORMERR
 
-    def __init__(self, message: str, question: bytes | None = None):
+    def __init__(self, message: str, question: bytes | None = None, edns: bool = False, do: bool = False):
         super().__init__(message)
         self.question = question
+        self.edns = edns
+        self.do = do
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +82,12 @@ class Query:
         return (self.flags >> 11) & 0xF
 
 
+MAX_NAME = 255              # octets of a name in wire form, root label included (RFC 1035 3.1)
+
+
 def _read_name(data: bytes, pos: int) -> int:
-    """End offset of an uncompressed name starting at pos; ValueError if it is not one."""
+    """End offset of an uncompressed name starting at pos; ValueError if it is not one (the slow path
+    then reads it with `read_name`, which says what is wrong)."""
     total = 0
     while True:
         length = data[pos]
@@ -145,9 +155,50 @@ def parse_query(data: bytes) -> Query | None:
     try:
         ecs = parse_options(data, pos + 11, pos + 11 + rdlen)
     except FormErr as exc:
-        raise FormErr(str(exc), question) from None
+        raise FormErr(str(exc), question, True, bool(eflags & 0x8000)) from None
     return Query(msg_id, flags, question, qname, qtype, qclass, True, max(512, payload),
                  bool(eflags & 0x8000), ecs)
+
+
+def read_name(data: bytes, pos: int) -> tuple[bytes, int]:
+    """The name at `pos` in uncompressed wire form (letter case kept), and the offset just after it.
+
+    Compression pointers are followed; each must point before the part of the name that holds it, so
+    a loop cannot be built (RFC 1035 4.1.4).
+    :raises FormErr: for a label type other than a length or a pointer (0x40-0xBF: extended and reserved
+        label types, RFC 6891 5), a pointer that does not point backwards, a name over 255 octets, or a
+        message that ends inside the name.
+    """
+    labels: list[bytes] = []
+    total = 1
+    end = -1
+    floor = pos              # a pointer must point below where the current run of labels began
+    size = len(data)
+    while True:
+        if pos >= size:
+            raise FormErr("the message ends inside a name")
+        length = data[pos]
+        if length >= 0xC0:
+            if pos + 1 >= size:
+                raise FormErr("the message ends inside a compression pointer")
+            target = ((length & 0x3F) << 8) | data[pos + 1]
+            if end < 0:
+                end = pos + 2
+            if target >= floor:
+                raise FormErr(f"compression pointer to offset {target} does not point backwards")
+            pos = floor = target
+            continue
+        if length & 0xC0:
+            raise FormErr(f"label type 0x{length & 0xC0:02x} (extended or reserved, RFC 6891 5) is not supported")
+        if length == 0:
+            return b"".join(labels) + b"\x00", end if end >= 0 else pos + 1
+        total += length + 1
+        if total > MAX_NAME:
+            raise FormErr(f"name longer than {MAX_NAME} octets (RFC 1035 3.1)")
+        if pos + 1 + length > size:
+            raise FormErr("the message ends inside a label")
+        labels.append(data[pos:pos + 1 + length])
+        pos += 1 + length
 
 
 def parse_options(data: bytes, opt: int, opt_end: int) -> ClientSubnet | None:
