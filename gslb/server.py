@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import socket
+import time
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from aiohttp import web
 from gslb.config.latency import load_latency_table
 from gslb.config.model import Target
 from gslb.config.regions import load_regions
+from gslb.config.reloader import ZoneParser
 from gslb.config.server import ServerConfig
 from gslb.config.store import ZoneStore
 from gslb.dns.rrl import RateLimiter
@@ -55,7 +57,8 @@ class Server:
         regions = load_regions(config.regions_path)
         self.steering = SteeringData(regions, load_latency_table(config.latency_path))
         self.locator = Locator(config.geoip_path)
-        self.store = ZoneStore(config.zones, regions)
+        self.store = ZoneStore(config.zones, regions, config.limits)
+        self.parser = ZoneParser(regions, config.limits)   # reloads parse in a subprocess (started on first use)
         self.health_service = HealthFeed(feed, self._on_health) if feed is not None \
             else HealthService(config.health, self._on_health)
         self.sender = SnapshotSender(workers) if workers else None
@@ -86,31 +89,42 @@ class Server:
         if self.sender is not None:
             self.sender.publish(snapshot)
 
-    def _load(self, force: bool) -> bool:
+    def _load(self, force: bool, parse: Any = None) -> bool:
         try:
-            return self.store.load(force=force)
+            return self.store.load(force=force, parse=parse)
         except Exception as exc:  # noqa: BLE001 -- a reload must never take the server down
             log.error("reload failed: %s", exc)
             return False
 
     def reload(self, force: bool = False) -> bool:
-        """Reload changed zone files and swap in a new answer table; a broken file keeps its last good zone."""
+        """Reload changed zone files in this process and swap in a new answer table (at start-up, when
+        nothing is being answered yet); a broken file keeps its last good zone."""
         changed = self._load(force)
         if changed:
             self._swap_table()
         return changed
 
     async def reload_async(self, force: bool = False) -> bool:
-        """`reload`, with the parsing in a worker thread so that big zones do not stall queries."""
+        """`reload` while serving: each file is parsed in the parser subprocess (the answering process's
+        GIL stays free), and the answer table is built in a thread; only the swap runs on the loop."""
         async with self._reload_lock:
-            changed = await asyncio.get_running_loop().run_in_executor(None, self._load, force)
-            if changed:
-                self._swap_table()
-            return changed
+            def load_and_build() -> AnswerTable | None:
+                started = time.monotonic()
+                if not self._load(force, self.parser.load):
+                    return None
+                table = self._build_table()
+                log.info("zones reloaded in %.2f s", time.monotonic() - started)
+                return table
+            table = await asyncio.get_running_loop().run_in_executor(None, load_and_build)
+            if table is not None:
+                self._swap_table(table)
+            return table is not None
 
-    def _swap_table(self) -> None:
-        """Build the answer table for the current zones and make it the one queries use."""
-        table = self._build_table()
+    def _swap_table(self, table: AnswerTable | None = None) -> None:
+        """Make `table` (default: one built now for the current zones) the one queries use."""
+        table = self._build_table() if table is None else table
+        if table.health is not self.health:     # health moved on while the table was being built
+            table.set_health(self.health)
         if self.handler is None:
             self.handler = Handler(table, self.config.query_log, self._rate_limiter())
         else:
@@ -171,6 +185,7 @@ class Server:
         for closer in self._closers:
             closer.close()
         await self.health_service.stop()
+        self.parser.close()
         if self._runner is not None:
             await self._runner.cleanup()
         self.locator.close()

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, data=args.data)
     regions = _collect(problems, load_regions, config.regions_path)
     _collect(problems, load_latency_table, config.latency_path)
-    zones = _collect(problems, load_zones, args.path or config.zones, regions) or {}
+    zones = _collect(problems, load_zones, args.path or config.zones, regions, config.limits) or {}
     for problem in problems:
         print(problem)
     if problems:

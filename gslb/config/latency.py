@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from gslb.config.yamlsrc import SourceMap, load_yaml_file
+from gslb.config.yamlsrc import SourceMap, load_yaml_file, short
 from gslb.errors import ConfigError, Problem
 
 
@@ -50,7 +50,7 @@ def load_latency_table(path: str) -> LatencyTable:
         row = {}
         for region, ms in regions.items():
             if isinstance(ms, bool) or not isinstance(ms, (int, float)) or ms < 0:
-                problems.append(Problem(path, regions.line_of(region), f"{client} {region}: {ms!r} is not ms >= 0"))
+                problems.append(Problem(path, regions.line_of(region), f"{client} {region}: {short(ms)} is not ms >= 0"))
             else:
                 row[str(region)] = float(ms)
         rows[str(client)] = MappingProxyType(row)

@@ -5,6 +5,7 @@ Names here are the YAML keys and the words `gslb explain` prints (`weight`, `fal
 
 from __future__ import annotations
 
+import copyreg
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -173,6 +174,27 @@ class Zone:
         return frozenset(self.rrsets) | frozenset(self.pool_names)
 
 
+@dataclass(frozen=True, slots=True)
+class ZoneLimits:
+    """What one zone file may hold (`limits:` in the server config, docs/server.md); 0 means no limit.
+
+    The defaults let a 1,000,000-name zone (about 50 MB) load and refuse what is far beyond it.
+    """
+
+    zone_bytes: int = 100_000_000      # size of one zone file
+    zone_names: int = 2_000_000        # owner names under records: in one zone file
+    reload_memory_mb: int = 8192       # address space of the process that parses zone reloads
+
+
 def frozen_map(d: Mapping) -> Mapping:
     """A read-only view of a dict, for the model's mappings."""
     return MappingProxyType(dict(d))
+
+
+def _reduce_map(m: MappingProxyType) -> tuple:
+    return frozen_map, (dict(m),)
+
+
+# Zones are parsed in a subprocess and sent back pickled (gslb.config.reloader); a mappingproxy cannot
+# be pickled by default, so the model's maps are sent as dicts and wrapped again on arrival.
+copyreg.pickle(MappingProxyType, _reduce_map)

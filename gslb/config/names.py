@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gslb.config.yamlsrc import short
+
 
 class NameError_(ValueError):
     """A domain name that cannot be used (too long, bad label, outside the origin)."""
@@ -24,11 +26,11 @@ def absolute(name: str, origin: str) -> str:
         labels = full[:-1].split(".")
         for label in labels:
             if not label:
-                raise NameError_(f"empty label in name {name!r}")
+                raise NameError_(f"empty label in name {short(name)}")
             if len(label) > 63:
-                raise NameError_(f"label {label[:20]!r}... longer than 63 bytes in {name!r}")
+                raise NameError_(f"label {short(label, 24)} longer than 63 bytes in {short(name)}")
         if sum(len(label) + 1 for label in labels) + 1 > 255:
-            raise NameError_(f"name {name!r} longer than 255 bytes")
+            raise NameError_(f"name {short(name)} longer than 255 bytes")
     return full
 
 

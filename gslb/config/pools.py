@@ -8,7 +8,7 @@ from typing import Any
 from gslb.config.check import parse_check
 from gslb.config.model import Endpoint, Pool, Site
 from gslb.config.regions import Regions
-from gslb.config.yamlsrc import SourceList, SourceMap
+from gslb.config.yamlsrc import SourceList, SourceMap, short
 from gslb.errors import Problem
 
 POLICIES = ("latency", "geo", "weighted", "failover")
@@ -39,7 +39,7 @@ def _line(src: Any, key: Any) -> int:
 def _choice(src: SourceMap, key: str, allowed: tuple[str, ...], default: str, where: str, w: _Where) -> str:
     value = src.get(key, default)
     if value not in allowed:
-        w.add(_line(src, key), f"{where}: {key} {value!r}, expected one of {' | '.join(allowed)}")
+        w.add(_line(src, key), f"{where}: {key} {short(value)}, expected one of {' | '.join(allowed)}")
         return default
     return value
 
@@ -47,7 +47,7 @@ def _choice(src: SourceMap, key: str, allowed: tuple[str, ...], default: str, wh
 def _int(src: SourceMap, key: str, default: int, lo: int, hi: int, where: str, w: _Where) -> int:
     value = src.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        w.add(_line(src, key), f"{where}: {key} {value!r}, expected a whole number {lo}..{hi}")
+        w.add(_line(src, key), f"{where}: {key} {short(value)}, expected a whole number {lo}..{hi}")
         return default
     return value
 
@@ -75,14 +75,14 @@ def _endpoint(src: Any, where: str, w: _Where, line: int) -> Endpoint | None:
         src_map = src
         for key in src:
             if key not in ENDPOINT_KEYS:
-                w.add(src.line_of(key), f"{where}: unknown key {key!r} (known: {', '.join(sorted(ENDPOINT_KEYS))})")
+                w.add(src.line_of(key), f"{where}: unknown key {short(key)} (known: {', '.join(sorted(ENDPOINT_KEYS))})")
     else:
-        w.add(line, f"{where}: expected {{address: IP, weight: N}}, got {src!r}")
+        w.add(line, f"{where}: expected {{address: IP, weight: N}}, got {short(src)}")
         return None
     try:
         address = str(ipaddress.ip_address(str(src_map.get("address", "")).strip()))
     except ValueError:
-        w.add(_line(src_map, "address") or line, f"{where}: address {src_map.get('address')!r} is not an IP address")
+        w.add(_line(src_map, "address") or line, f"{where}: address {short(src_map.get('address'))} is not an IP address")
         return None
     weight = _int(src_map, "weight", 1, 0, MAX_WEIGHT, where, w) if isinstance(src_map, SourceMap) else 1
     status = _choice(src_map, "status", STATUSES, "auto", where, w) if isinstance(src_map, SourceMap) else "auto"
@@ -95,19 +95,19 @@ def _site(name: str, src: Any, where: str, regions: Regions, w: _Where, line: in
         return None
     for key in src:
         if key not in SITE_KEYS:
-            w.add(src.line_of(key), f"{where}: unknown key {key!r} (known: {', '.join(sorted(SITE_KEYS))})")
+            w.add(src.line_of(key), f"{where}: unknown key {short(key)} (known: {', '.join(sorted(SITE_KEYS))})")
     region = src.get("region")
     lat, lon = src.get("lat"), src.get("lon")
     if region is not None:
         known = regions.get(str(region))
         if known is None and (lat is None or lon is None):
-            w.add(src.line_of("region"), f"{where}: region {region!r} is not in regions.yaml; give lat/lon too")
+            w.add(src.line_of("region"), f"{where}: region {short(region)} is not in regions.yaml; give lat/lon too")
         elif known is not None and lat is None and lon is None:
             lat, lon = known.lat, known.lon
     if lat is not None or lon is not None:
         if not isinstance(lat, (int, float)) or not isinstance(lon, (int, float)) or isinstance(lat, bool) \
                 or not -90 <= lat <= 90 or not -180 <= lon <= 180:
-            w.add(src.line_of("lat"), f"{where}: lat {lat!r} / lon {lon!r}, expected -90..90 / -180..180")
+            w.add(src.line_of("lat"), f"{where}: lat {short(lat)} / lon {short(lon)}, expected -90..90 / -180..180")
             lat = lon = None
     elif region is None:
         w.add(line, f"{where}: needs a region (from regions.yaml) or lat and lon")
@@ -137,24 +137,24 @@ def _site_list(value: Any, site_names: set[str], where: str, w: _Where, line: in
     out = []
     for item in items:
         if item not in site_names:
-            w.add(line, f"{where}: site {item!r} does not exist (sites: {', '.join(sorted(site_names))})")
+            w.add(line, f"{where}: site {short(item)} does not exist (sites: {', '.join(sorted(site_names))})")
         elif item not in out:
             out.append(item)
     return tuple(out)
 
 
 def _pool(name: str, src: SourceMap, regions: Regions, w: _Where) -> Pool | None:
-    where = f"pool {name!r}"
+    where = f"pool {short(name)}"
     for key in src:
         if key not in POOL_KEYS:
-            w.add(src.line_of(key), f"{where}: unknown key {key!r} (known: {', '.join(sorted(POOL_KEYS))})")
+            w.add(src.line_of(key), f"{where}: unknown key {short(key)} (known: {', '.join(sorted(POOL_KEYS))})")
     sites_src = src.get("sites")
     sites = []
     if not isinstance(sites_src, SourceMap) or not sites_src:
         w.add(src.line_of("sites"), f"{where}: sites must be a non-empty mapping of site name -> site")
     else:
         for site_name, site_src in sites_src.items():
-            site = _site(str(site_name), site_src, f"{where} site {site_name!r}", regions, w,
+            site = _site(str(site_name), site_src, f"{where} site {short(site_name)}", regions, w,
                          sites_src.line_of(site_name))
             if site is not None:
                 sites.append(site)
@@ -201,20 +201,20 @@ def parse_pools(src: Any, file: str, regions: Regions, problems: list[Problem]) 
     pools: dict[str, Pool] = {}
     for name, pool_src in src.items():
         if not isinstance(pool_src, SourceMap):
-            w.add(src.line_of(name), f"pool {name!r}: expected a mapping with policy and sites")
+            w.add(src.line_of(name), f"pool {short(name)}: expected a mapping with policy and sites")
             continue
         pool = _pool(str(name), pool_src, regions, w)
         if pool is not None:
             pools[pool.name] = pool
     for pool in pools.values():
         if pool.fallback is not None and pool.fallback not in pools:
-            w.add(src[pool.name].line_of("fallback"), f"pool {pool.name!r}: fallback pool {pool.fallback!r} does not exist")
+            w.add(src[pool.name].line_of("fallback"), f"pool {short(pool.name)}: fallback pool {short(pool.fallback)} does not exist")
     for pool in pools.values():
         chain, current = [pool.name], pool
         while current.fallback is not None and current.fallback in pools:
             if current.fallback in chain:
                 w.add(src[pool.name].line_of("fallback"),
-                      f"pool {pool.name!r}: loop in fallbacks: {' -> '.join(chain + [current.fallback])}")
+                      f"pool {short(pool.name)}: loop in fallbacks: {' -> '.join(chain + [current.fallback])}")
                 break
             chain.append(current.fallback)
             current = pools[current.fallback]

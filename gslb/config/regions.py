@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from gslb.config.yamlsrc import SourceMap, load_yaml_file
+from gslb.config.yamlsrc import SourceMap, load_yaml_file, short
 from gslb.errors import ConfigError, Problem
 
 
@@ -52,12 +52,12 @@ def load_regions(path: str) -> Regions:
     for name, item in table.items():
         line = table.line_of(name)
         if not isinstance(item, dict):
-            problems.append(Problem(path, line, f"region {name!r}: expected {{lat, lon}}"))
+            problems.append(Problem(path, line, f"region {short(name)}: expected {{lat, lon}}"))
             continue
         lat, lon = item.get("lat"), item.get("lon")
         if not isinstance(lat, (int, float)) or not isinstance(lon, (int, float)) \
                 or not -90 <= lat <= 90 or not -180 <= lon <= 180:
-            problems.append(Problem(path, line, f"region {name!r}: lat/lon missing or out of range"))
+            problems.append(Problem(path, line, f"region {short(name)}: lat/lon missing or out of range"))
             continue
         out[str(name)] = Region(str(name), float(lat), float(lon), item.get("continent"), item.get("country"))
     if problems:

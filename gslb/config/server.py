@@ -8,12 +8,14 @@ from typing import Any
 
 from gslb.config.dnslimits import TcpLimits, parse_tcp_limits
 from gslb.config.health import HealthSettings, parse_health_settings
+from gslb.config.limits import parse_limits
+from gslb.config.model import ZoneLimits
 from gslb.config.rrl import RateLimitSettings, parse_rate_limit
-from gslb.config.yamlsrc import SourceMap, load_yaml_file
+from gslb.config.yamlsrc import SourceMap, load_yaml_file, short
 from gslb.errors import ConfigError, Problem
 
 SERVER_KEYS = {"zones", "listen", "api", "data", "geoip", "regions", "latency", "query_log",
-               "reload_interval", "health", "workers", "tcp", "rrl"}
+               "reload_interval", "health", "workers", "tcp", "rrl", "limits"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,7 @@ class ServerConfig:
     reload_interval: float = 1.0                  # how often zone files are checked for changes
     workers: int = 1                              # DNS processes sharing the listen ports (SO_REUSEPORT)
     health: HealthSettings = field(default_factory=HealthSettings)
+    limits: ZoneLimits = field(default_factory=ZoneLimits)    # per zone file: bytes, names, parse memory
     rrl: RateLimitSettings = field(default_factory=RateLimitSettings)   # DNS response rate limiting
     tcp: TcpLimits = field(default_factory=TcpLimits)   # DNS TCP connection caps and timeouts
     file: str | None = None
@@ -64,7 +67,7 @@ def load_server_config(path: str | None) -> ServerConfig:
     for key, value in src.items():
         line = src.line_of(key)
         if key not in SERVER_KEYS:
-            problems.append(Problem(path, line, f"unknown key {key!r} (known: {', '.join(sorted(SERVER_KEYS))})"))
+            problems.append(Problem(path, line, f"unknown key {short(key)} (known: {', '.join(sorted(SERVER_KEYS))})"))
         elif key == "listen":
             items = value if isinstance(value, list) else [value]
             if not items or not all(isinstance(i, str) for i in items):
@@ -88,7 +91,7 @@ def load_server_config(path: str | None) -> ServerConfig:
                 values[key] = value
         elif key == "api":
             values[key] = None if value in (None, False, "off") else str(value)
-        elif key not in ("health", "tcp", "rrl"):
+        elif key not in ("health", "tcp", "rrl", "limits"):
             if not isinstance(value, str):
                 problems.append(Problem(path, line, f"{key}: expected a path"))
             else:
@@ -96,6 +99,7 @@ def load_server_config(path: str | None) -> ServerConfig:
                 values[key] = value if os.path.isabs(value) else os.path.join(base, value)
     values["rrl"] = parse_rate_limit(src.get("rrl"), problems, where=(path, src.line_of("rrl")))
     values["health"] = parse_health_settings(src.get("health"), problems, where=(path, src.line_of("health")))
+    values["limits"] = parse_limits(src.get("limits"), problems, where=(path, src.line_of("limits")))
     values["tcp"] = parse_tcp_limits(src.get("tcp"), problems, where=(path, src.line_of("tcp")))
     if problems:
         raise ConfigError(problems)

@@ -11,10 +11,11 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from gslb.config.model import Zone
+from gslb.config.model import Zone, ZoneLimits
 from gslb.config.regions import Regions
 from gslb.config.zone import load_zone_file, pool_problems, zone_files
 from gslb.errors import ConfigError, Problem
@@ -34,9 +35,10 @@ class FileStatus:
 class ZoneStore:
     """Loads the zone directory and reloads what changed; `zones` is an immutable origin -> Zone map."""
 
-    def __init__(self, directory: str, regions: Regions):
+    def __init__(self, directory: str, regions: Regions, limits: ZoneLimits = ZoneLimits()):  # noqa: B008
         self.directory = directory
         self.regions = regions
+        self.limits = limits
         self.zones: MappingProxyType = MappingProxyType({})
         self.status: dict[str, FileStatus] = {}
         self._by_file: dict[str, Zone] = {}
@@ -61,11 +63,15 @@ class ZoneStore:
             return True
         return any(self._stamp(f) != stamp for f, stamp in self._stamps.items())
 
-    def load(self, force: bool = False) -> bool:
-        """(Re)load changed files; returns True when the served zones changed.
+    def load(self, force: bool = False, parse: Callable[[str], Zone] | None = None) -> bool:
+        """(Re)load changed files; returns True when the served zones changed. `parse(path)` loads one
+        file (default: in this process; gslb.config.reloader.ZoneParser.load parses in a subprocess).
 
         :raises ConfigError: only when the zone directory itself cannot be read.
         """
+        if parse is None:
+            def parse(path: str) -> Zone:
+                return load_zone_file(path, self.regions, self.limits)
         files = zone_files(self.directory)
         status = dict(self.status)     # copy on write: the API may be reading the old one
         by_file = {f: z for f, z in self._by_file.items() if f in files}
@@ -80,7 +86,7 @@ class ZoneStore:
                 continue
             self._stamps[path] = stamp
             try:
-                zone = load_zone_file(path, self.regions)
+                zone = parse(path)
             except ConfigError as exc:
                 for problem in exc.problems:
                     log.error("%s", problem)

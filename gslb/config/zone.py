@@ -14,11 +14,11 @@ from typing import Any
 
 import dnslib
 
-from gslb.config.model import ExternalPool, RRset, Soa, Zone, frozen_map
+from gslb.config.model import ExternalPool, RRset, Soa, Zone, ZoneLimits, frozen_map
 from gslb.config.names import NameError_, absolute, is_within, parent
 from gslb.config.pools import parse_pools
 from gslb.config.regions import Regions
-from gslb.config.yamlsrc import SourceList, SourceMap, load_yaml_file
+from gslb.config.yamlsrc import SourceList, SourceMap, load_yaml_file, short
 from gslb.errors import ConfigError, Problem
 
 RECORD_TYPES = ("NS", "A", "AAAA", "CNAME", "TXT", "MX", "SRV", "CAA", "PTR")
@@ -26,6 +26,7 @@ ZONE_KEYS = {"origin", "ttl", "soa", "records", "pools", "ecs"}
 SOA_KEYS = {"mname", "rname", "serial", "refresh", "retry", "expire", "minimum", "ttl"}
 NAME_KEYS = {"ttl", "pool"}
 MAX_TTL = 2**31 - 1
+DEFAULT_LIMITS = ZoneLimits()
 
 
 class _Collector:
@@ -46,7 +47,7 @@ class _Collector:
 
 def _ttl(value: Any, where: str, line: int, c: _Collector) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TTL:
-        c.add(line, f"{where}: {value!r} is not a TTL (a whole number of seconds, 0..{MAX_TTL})")
+        c.add(line, f"{where}: {short(value)} is not a TTL (a whole number of seconds, 0..{MAX_TTL})")
         return None
     return value
 
@@ -59,7 +60,7 @@ def _bad_label(name: str) -> str | None:
     wire form, where other bytes would be escaped, so owner names keep to letters, digits, '-', '_'."""
     for label in name.rstrip(".").split("."):
         if label and label != "*" and not set(label) <= _LABEL_CHARS:
-            return (f"label {label!r} may only hold letters, digits, '-' and '_' "
+            return (f"label {short(label)} may only hold letters, digits, '-' and '_' "
                     f"(write an internationalized name in its xn-- form)")
     return None
 
@@ -70,7 +71,7 @@ def _as_list(value: Any) -> list:
 
 def _domain(value: Any, origin: str, where: str, line: int, c: _Collector) -> str | None:
     if not isinstance(value, str) or not value.strip():
-        c.add(line, f"{where}: expected a domain name, got {value!r}")
+        c.add(line, f"{where}: expected a domain name, got {short(value)}")
         return None
     try:
         return absolute(value, origin)
@@ -82,7 +83,7 @@ def _domain(value: Any, origin: str, where: str, line: int, c: _Collector) -> st
 def _int_field(item: Mapping, key: str, lo: int, hi: int, where: str, line: int, c: _Collector) -> int | None:
     value = item.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        c.add(line, f"{where}: {key} {value!r}, expected a whole number {lo}..{hi}")
+        c.add(line, f"{where}: {key} {short(value)}, expected a whole number {lo}..{hi}")
         return None
     return value
 
@@ -94,7 +95,7 @@ def _rdata(rtype: str, value: Any, origin: str, where: str, line: int, c: _Colle
         try:
             address = want(str(value).strip())
         except ValueError:
-            c.add(line, f"{where}: {value!r} is not an IPv{4 if rtype == 'A' else 6} address")
+            c.add(line, f"{where}: {short(value)} is not an IPv{4 if rtype == 'A' else 6} address")
             return None
         return dnslib.A(str(address)) if rtype == "A" else dnslib.AAAA(str(address))
     if rtype in ("NS", "CNAME", "PTR"):
@@ -102,7 +103,7 @@ def _rdata(rtype: str, value: Any, origin: str, where: str, line: int, c: _Colle
         return None if target is None else getattr(dnslib, rtype)(target)
     if rtype == "TXT":
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            c.add(line, f"{where}: TXT value {value!r} must be a string (quote it)")
+            c.add(line, f"{where}: TXT value {short(value)} must be a string (quote it)")
             return None
         data = str(value).encode()
         # RFC 1035: a TXT record is a list of <=255-byte strings; split long text the way zone files do.
@@ -113,30 +114,30 @@ def _rdata(rtype: str, value: Any, origin: str, where: str, line: int, c: _Colle
             pref, exch = value.split()
             value = {"preference": int(pref) if pref.isdigit() else pref, "exchange": exch}
         if not isinstance(value, Mapping):
-            c.add(line, f"{where}: MX expects {{preference: N, exchange: NAME}}, got {value!r}")
+            c.add(line, f"{where}: MX expects {{preference: N, exchange: NAME}}, got {short(value)}")
             return None
         pref = _int_field(value, "preference", 0, 65535, where, line, c)
         exch = _domain(value.get("exchange"), origin, f"{where} exchange", line, c)
         return None if pref is None or exch is None else dnslib.MX(exch, pref)
     if rtype == "SRV":
         if not isinstance(value, Mapping):
-            c.add(line, f"{where}: SRV expects {{priority, weight, port, target}}, got {value!r}")
+            c.add(line, f"{where}: SRV expects {{priority, weight, port, target}}, got {short(value)}")
             return None
         nums = [_int_field(value, k, 0, 65535, where, line, c) for k in ("priority", "weight", "port")]
         target = _domain(value.get("target"), origin, f"{where} target", line, c)
         return None if None in nums or target is None else dnslib.SRV(*nums, target)
     if rtype == "CAA":
         if not isinstance(value, Mapping):
-            c.add(line, f"{where}: CAA expects {{flags, tag, value}}, got {value!r}")
+            c.add(line, f"{where}: CAA expects {{flags, tag, value}}, got {short(value)}")
             return None
         flags = _int_field({"flags": value.get("flags", 0)}, "flags", 0, 255, where, line, c)
         tag = value.get("tag")
         if not isinstance(tag, str) or not tag.isalnum() or not 0 < len(tag) <= 15:
-            c.add(line, f"{where}: CAA tag {tag!r}, expected letters/digits like issue, issuewild, iodef")
+            c.add(line, f"{where}: CAA tag {short(tag)}, expected letters/digits like issue, issuewild, iodef")
             return None
         text = value.get("value")
         if not isinstance(text, str):
-            c.add(line, f"{where}: CAA value {text!r} must be a string")
+            c.add(line, f"{where}: CAA value {short(text)} must be a string")
             return None
         return None if flags is None else dnslib.CAA(flags, tag, text)
     raise AssertionError(rtype)
@@ -148,7 +149,7 @@ def _parse_soa(src: Any, origin: str, ttl: int, c: _Collector, zsrc: SourceMap) 
         return None
     for key in src:
         if key not in SOA_KEYS:
-            c.add(c.at(src, key), f"soa: unknown key {key!r} (known: {', '.join(sorted(SOA_KEYS))})")
+            c.add(c.at(src, key), f"soa: unknown key {short(key)} (known: {', '.join(sorted(SOA_KEYS))})")
     mname = _domain(src.get("mname"), origin, "soa mname", c.at(src, "mname"), c)
     rname = _domain(src.get("rname"), origin, "soa rname", c.at(src, "rname"), c)
     defaults = {"refresh": 3600, "retry": 600, "expire": 1209600, "minimum": 60, "serial": 0, "ttl": ttl}
@@ -160,8 +161,9 @@ def _parse_soa(src: Any, origin: str, ttl: int, c: _Collector, zsrc: SourceMap) 
     return Soa(mname=mname, rname=rname, **nums)
 
 
-def parse_zone(src: Any, file: str, regions: Regions) -> Zone:
-    """Validate one zone's loaded YAML and build its `Zone`.
+def parse_zone(src: Any, file: str, regions: Regions, limits: ZoneLimits = DEFAULT_LIMITS) -> Zone:
+    """Validate one zone's loaded YAML and build its `Zone`; more names than `limits.zone_names` is refused
+    before any of them is parsed.
 
     :raises ConfigError: listing every problem found, each with file:line.
     """
@@ -170,18 +172,18 @@ def parse_zone(src: Any, file: str, regions: Regions) -> Zone:
         raise ConfigError([Problem(file, 1, "a zone file must be a mapping with origin, soa and records")])
     for key in src:
         if key not in ZONE_KEYS:
-            c.add(src.line_of(key), f"unknown key {key!r} (known: {', '.join(sorted(ZONE_KEYS))})")
+            c.add(src.line_of(key), f"unknown key {short(key)} (known: {', '.join(sorted(ZONE_KEYS))})")
     origin = _domain(src.get("origin"), ".", "origin", src.line_of("origin") or 1, c) if "origin" in src \
         else c.add(1, "missing origin (the zone's name, e.g. origin: gslb.example.com.)")
     if origin is not None and _bad_label(origin) is not None:
-        c.add(src.line_of("origin"), f"origin {origin!r}: {_bad_label(origin)}")
+        c.add(src.line_of("origin"), f"origin {short(origin)}: {_bad_label(origin)}")
         origin = None
     origin = origin or "invalid."
     ttl = _ttl(src.get("ttl", 3600), "ttl", src.line_of("ttl"), c)
     ttl = 3600 if ttl is None else ttl           # TTL 0 is a valid TTL (RFC 2181 8), not "unset"
     ecs = src.get("ecs", True)
     if not isinstance(ecs, bool):
-        c.add(src.line_of("ecs"), f"ecs: {ecs!r}, expected true or false")
+        c.add(src.line_of("ecs"), f"ecs: {short(ecs)}, expected true or false")
     soa = _parse_soa(src.get("soa"), origin, ttl, c, src)
 
     pools_src = src.get("pools") or SourceMap()
@@ -202,6 +204,10 @@ def parse_zone(src: Any, file: str, regions: Regions) -> Zone:
     if not isinstance(records, Mapping):
         c.add(src.line_of("records"), "missing records: (at least the apex NS records)")
         records = SourceMap()
+    if limits.zone_names and len(records) > limits.zone_names:
+        raise ConfigError([Problem(file, src.line_of("records"),
+                                   f"records: {len(records):,} names, more than the limit of "
+                                   f"{limits.zone_names:,} (limits: zone_names in the server config)")])
     for raw_name, entry in records.items():
         line = records.line_of(raw_name)
         try:
@@ -210,17 +216,17 @@ def parse_zone(src: Any, file: str, regions: Regions) -> Zone:
             c.add(line, f"records: {exc}")
             continue
         if not is_within(name, origin):
-            c.add(line, f"name {raw_name!r} is outside the zone {origin}")
+            c.add(line, f"name {short(raw_name)} is outside the zone {origin}")
             continue
         if "*" in name and not name.startswith("*.") or name.count("*") > 1:
-            c.add(line, f"name {raw_name!r}: '*' is only allowed as the whole leftmost label (RFC 4592)")
+            c.add(line, f"name {short(raw_name)}: '*' is only allowed as the whole leftmost label (RFC 4592)")
             continue
         if _bad_label(name) is not None:
-            c.add(line, f"name {raw_name!r}: {_bad_label(name)}")
+            c.add(line, f"name {short(raw_name)}: {_bad_label(name)}")
             continue
         if name in seen:
             # YAML sees two keys, DNS one name (names are case-insensitive; "www" is "www.<origin>")
-            c.add(line, f"name {raw_name!r} is {name}, already written as {seen[name]!r} on line "
+            c.add(line, f"name {short(raw_name)} is {name}, already written as {short(seen[name])} on line "
                         f"{records.line_of(seen[name])}")
             continue
         seen[name] = raw_name
@@ -274,7 +280,7 @@ def _parse_name(name: str, raw_name: Any, entry: SourceMap, origin: str, zone_tt
             c.add(line, f"{raw_name}: SOA goes in the zone's soa: key, not under records")
             continue
         if rtype not in RECORD_TYPES:
-            c.add(line, f"{raw_name}: unknown record type {key!r} (known: {', '.join(RECORD_TYPES)})")
+            c.add(line, f"{raw_name}: unknown record type {short(key)} (known: {', '.join(RECORD_TYPES)})")
             continue
         if rtype == "CNAME" and isinstance(value, list) and len(value) != 1:
             c.add(line, f"{raw_name}: a name has at most one CNAME target")
@@ -325,12 +331,13 @@ def _check_zone_rules(origin: str, rrsets: dict, pool_names: dict, records: Any,
             c.add(line_for(origin), f"name server {target} is inside the zone but has no A/AAAA record (glue)")
 
 
-def load_zone_file(path: str, regions: Regions) -> Zone:
-    """Load one zone file.
+def load_zone_file(path: str, regions: Regions, limits: ZoneLimits = DEFAULT_LIMITS) -> Zone:
+    """Load one zone file; a file over `limits.zone_bytes` is refused before it is read.
 
-    :raises ConfigError: when the file cannot be read or is invalid.
+    :raises ConfigError: when the file cannot be read, is over a limit or is invalid.
     """
-    return parse_zone(load_yaml_file(path), path, regions)
+    src = load_yaml_file(path, limits.zone_bytes or None, "limits: zone_bytes in the server config")
+    return parse_zone(src, path, regions, limits)
 
 
 def pool_problems(zone: Zone, zones: Mapping[str, Zone]) -> list[Problem]:
@@ -339,10 +346,10 @@ def pool_problems(zone: Zone, zones: Mapping[str, Zone]) -> list[Problem]:
     for ref in zone.external_pools:
         owners = sorted(z.origin for z in zones.values() if ref.pool in z.pools and z.origin != zone.origin)
         if not owners:
-            problems.append(Problem(zone.file, ref.line, f"{ref.name}: pool {ref.pool!r} does not exist in this "
+            problems.append(Problem(zone.file, ref.line, f"{ref.name}: pool {short(ref.pool)} does not exist in this "
                                     f"zone (pools: {', '.join(sorted(zone.pools)) or 'none defined'}) or any other"))
         elif len(owners) > 1:
-            problems.append(Problem(zone.file, ref.line, f"{ref.name}: pool {ref.pool!r} is defined in several "
+            problems.append(Problem(zone.file, ref.line, f"{ref.name}: pool {short(ref.pool)} is defined in several "
                                     f"zones ({', '.join(owners)}); define it in this zone to choose"))
     return problems
 
@@ -357,8 +364,8 @@ def zone_files(directory: str) -> list[str]:
             if n.endswith((".yaml", ".yml")) and not n.startswith(".")]
 
 
-def load_zones(path: str, regions: Regions | None = None) -> dict[str, Zone]:
-    """Load every zone under a directory (or one file): origin -> Zone.
+def load_zones(path: str, regions: Regions | None = None, limits: ZoneLimits = DEFAULT_LIMITS) -> dict[str, Zone]:
+    """Load every zone under a directory (or one file): origin -> Zone, each file within `limits`.
 
     :raises ConfigError: listing the problems of every file, and zones defined twice.
     """
@@ -368,7 +375,7 @@ def load_zones(path: str, regions: Regions | None = None) -> dict[str, Zone]:
     problems: list[Problem] = []
     for file in files:
         try:
-            zone = load_zone_file(file, regions)
+            zone = load_zone_file(file, regions, limits)
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue

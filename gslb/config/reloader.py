@@ -1,0 +1,151 @@
+"""Zone files parsed in a separate process, so that a big reload does not hold the answering process's GIL.
+
+Parsing and validating YAML is pure Python work: in a thread of the serving process it competes with the
+event loop for the GIL, and a 100,000-name reload made answers wait for seconds. `ZoneParser` hands each
+file to one worker process (started on first use with the 'forkserver' method, so the server's threads
+and sockets are not forked) and takes the frozen `Zone` back pickled: unpickling it costs a tenth of the
+parse, with the garbage collector paused while it runs.
+
+The worker's address space is capped (`limits: reload_memory_mb`): a file that needs more fails in the
+worker with MemoryError, not in the server. A worker that dies is replaced on the next file; after a big
+file, or an error, the worker is retired so that the memory it took goes back to the system.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import gc
+import logging
+import multiprocessing
+import os
+import pickle
+import threading
+from concurrent.futures.process import BrokenProcessPool
+
+from gslb.config.model import Zone, ZoneLimits
+from gslb.config.regions import Regions
+from gslb.config.yamlsrc import short
+from gslb.config.zone import load_zone_file
+from gslb.errors import ConfigError, Problem
+
+log = logging.getLogger("gslb.zones")
+
+RETIRE_BYTES = 8_000_000        # a file at least this big gets a fresh worker afterwards
+
+
+class ZoneParser:
+    """Loads zone files in a worker process; `load(path)` blocks (call it from a thread) and returns a
+    `Zone` or raises `ConfigError`, like `load_zone_file`."""
+
+    def __init__(self, regions: Regions, limits: ZoneLimits):
+        self.regions = regions
+        self.limits = limits
+        self._executor: concurrent.futures.ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self.busy = threading.Event()    # set while a file is being parsed (for the API and tests)
+
+    def _get(self) -> concurrent.futures.ProcessPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                methods = multiprocessing.get_all_start_methods()
+                context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+                if context.get_start_method() == "forkserver":
+                    # The fork server imports the parser once; each worker then starts in milliseconds.
+                    context.set_forkserver_preload(["gslb.config.reloader"])
+                self._executor = concurrent.futures.ProcessPoolExecutor(
+                    max_workers=1, mp_context=context, initializer=_init_worker,
+                    initargs=(self.regions, self.limits))
+            return self._executor
+
+    def retire(self) -> None:
+        """Stop the worker (even in the middle of a file); the next `load` starts a new one."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        # A parse can take minutes: end the worker rather than wait for it.
+        for process in list(getattr(executor, "_processes", {}).values()):
+            with contextlib.suppress(Exception):
+                process.kill()
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    close = retire
+
+    def load(self, path: str) -> Zone:
+        """Parse and validate one zone file in the worker process.
+
+        :raises ConfigError: when the file is invalid, over a limit, or the worker failed on it.
+        """
+        self.busy.set()
+        try:
+            try:
+                kind, payload = self._get().submit(_parse, path).result()
+            except BrokenProcessPool:
+                self.retire()
+                raise ConfigError([Problem(path, 1, "the process parsing zone files died on this file "
+                                                    "(killed, or out of memory: see limits: reload_memory_mb "
+                                                    "in the server config)")]) from None
+            if kind == "zone":
+                if _size(path) >= RETIRE_BYTES:
+                    self.retire()
+                return _unpickle(payload)
+            self.retire()
+            if kind == "memory":
+                raise ConfigError([Problem(path, 1, f"parsing this file needs more than {self.limits.reload_memory_mb} "
+                                                    "MiB of memory (limits: reload_memory_mb in the server config)")])
+            raise ConfigError([Problem(*p) for p in payload])
+        finally:
+            self.busy.clear()
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _unpickle(payload: bytes) -> Zone:
+    # Unpickling makes millions of objects; with the collector on, it scans them again and again
+    # (10x slower) while holding the GIL the answering thread needs.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return pickle.loads(payload)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# --- in the worker process ---
+
+_regions: Regions | None = None
+_limits: ZoneLimits = ZoneLimits()
+
+
+def _init_worker(regions: Regions, limits: ZoneLimits) -> None:
+    global _regions, _limits
+    _regions, _limits = regions, limits
+    if limits.reload_memory_mb:
+        import resource
+        want = limits.reload_memory_mb * 2**20
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
+
+
+def _parse(path: str) -> tuple[str, object]:
+    """("zone", pickled Zone) | ("problems", [(file, line, what)]) | ("memory", None)."""
+    # The parse builds millions of objects and frees them at the end: the collector only slows it down.
+    gc.disable()
+    try:
+        zone = load_zone_file(path, _regions or Regions.empty(), _limits)
+        return "zone", pickle.dumps(zone, protocol=pickle.HIGHEST_PROTOCOL)
+    except ConfigError as exc:
+        return "problems", [(p.file, p.line, p.what) for p in exc.problems]
+    except MemoryError:
+        return "memory", None
+    except Exception as exc:  # noqa: BLE001 -- a bug on one file must read as a problem of that file
+        return "problems", [(path, 1, f"cannot load: {type(exc).__name__}: {short(str(exc), 200)}")]
+    finally:
+        gc.enable()
