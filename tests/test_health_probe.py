@@ -138,11 +138,12 @@ def post_report(srv, body: bytes, *, gzipped: bool = False, signed_at: float | N
     import urllib.request
 
     from gslb.health.signing import HEADER, sign
-    headers = {HEADER: sign(SECRET, body, signed_at), "Content-Type": "application/json"}
+    sent = gzip.compress(body, 1) if gzipped else body
+    headers = {HEADER: sign(SECRET, sent, signed_at), "Content-Type": "application/json"}    # over the bytes sent
     if gzipped:
         headers["Content-Encoding"] = "gzip"
     req = urllib.request.Request(f"http://{srv.api[0]}:{srv.api[1]}/v1/reports", method="POST", headers=headers,
-                                 data=gzip.compress(body, 1) if gzipped else body)
+                                 data=sent)
     try:
         with urllib.request.urlopen(req, timeout=20) as resp:
             return resp.status, json.load(resp)
@@ -189,6 +190,9 @@ def test_a_region_report_older_than_the_last_is_refused(setup):
     assert post_report(srv, down, signed_at=now - 20) == (200, {"ok": True, "accepted": 2})
     assert post_report(srv, up, signed_at=now - 10) == (200, {"ok": True, "accepted": 2})
     status, answer = post_report(srv, down, signed_at=now - 20)           # the replay
+    assert status == 409 and "received before (a replay)" in answer["error"]
+    other = encode_report(REGION, 2.0, {t: RegionView("down") for t in served})
+    status, answer = post_report(srv, other, signed_at=now - 20)          # not a copy, but older
     assert status == 409 and "older than the last one from region eu-west-1" in answer["error"]
     assert {v.state for v in region_report(srv).views.values()} == {"up"}
     assert post_report(srv, down, signed_at=now - 10)[0] == 200            # same second: a real prober

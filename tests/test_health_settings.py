@@ -62,7 +62,7 @@ def test_state_dir_off_and_absolute():
     ("health: [1, 2]\n", "/etc/gslb/server.yaml:1: health: [1, 2], expected a mapping"),
     ("health:\n  region: x\n  colour: blue\n",
      ("/etc/gslb/server.yaml:3: health colour: unknown key (known: embedded, grace, quorum, region, "
-      "report_interval, secret, state_dir, state_max_age)")),
+      "region_keys, report_interval, secret, state_dir, state_max_age)")),
     ("health:\n  embedded: yes please\n", "/etc/gslb/server.yaml:2: health embedded: expected true or false"),
     ("health:\n  quorum: most\n",
      "/etc/gslb/server.yaml:2: health quorum: 'most', expected majority, any, all or a number of regions >= 1"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import ipaddress
 import time
@@ -10,10 +11,13 @@ from typing import Any
 from aiohttp import web
 from dnslib import RCODE
 
+from gslb.api.jsonbody import BadJson, read_json
 from gslb.api.keys import SERVER
 from gslb.config.model import Target
-from gslb.health.report import decode_report
-from gslb.health.signing import HEADER, bearer_ok, stamp_of, verify
+from gslb.dns.metrics import dns_guard_metrics
+from gslb.health.intake import ReportRefused
+from gslb.health.report import ReportTooLarge, decode_report, inflate
+from gslb.health.signing import HEADER, Verifier, bearer_ok
 from gslb.steering.decide import endpoint_usable
 
 
@@ -30,7 +34,7 @@ def _endpoint_json(server: Any, pool, site, endpoint, now: float) -> dict:
         # do not make a new snapshot, but the operator should see them. `live`: counted in the quorum.
         out.update(state=health.state, since=health.since, reason=health.reason, regions={
             region: {"state": v.state, "rtt_ms": v.rtt_ms, "error": v.error, "updated": v.updated,
-                     "live": rep.live(now)}
+                     "prober_error": v.prober_error, "live": rep.live(now)}
             for region, rep in sorted(service.monitor.regions.items())
             if (v := rep.views.get(target)) is not None})
     else:
@@ -53,11 +57,18 @@ def health_document(server: Any) -> dict:
                           "check": pool.check.type if pool.check else None, "sites": sites})
         zones.append({"origin": zone.origin, "pools": pools})
     monitor = service.monitor
+    # `live`: counted in the quorum; a region is not when it is silent or `blind` (its prober could make
+    # no check of late: only prober errors, e.g. out of file descriptors).
     probers = {name: {"last_report": rep.received, "age": now - rep.received, "interval": rep.interval,
-                      "live": rep.live(now), "targets": len(rep.views)} for name, rep in monitor.regions.items()}
+                      "live": rep.live(now), "targets": len(rep.views), "blind": rep.status.blind,
+                      "prober_errors": rep.status.errors_total, "last_prober_error": rep.status.last_error,
+                      "last_prober_error_at": rep.status.last_error_at or None}
+               for name, rep in monitor.regions.items()}
+    intake = service.intake
     return {"region": service.settings.region, "fail_open": monitor.fail_open,
             "fail_open_total": monitor.fail_open_total, "version": monitor.snapshot.version,
-            "probers": probers, "zones": zones}
+            "probers": probers, "reports": {"accepted": intake.accepted, "refused": dict(intake.refused)},
+            "zones": zones}
 
 
 def render_text(health: dict) -> str:
@@ -65,8 +76,13 @@ def render_text(health: dict) -> str:
     lines = [f"server region {health['region']}, health version {health['version']}"
              + (", FAIL OPEN (no prober reporting)" if health["fail_open"] else "")]
     for region, p in sorted(health["probers"].items()):
-        lines.append(f"  prober {region}: {'live' if p['live'] else 'SILENT'}, last report {p['age']:.1f} s ago, "
-                     f"{p['targets']} targets")
+        state = "live" if p["live"] else f"BLIND ({p['blind']}): not counted" if p.get("blind") else "SILENT"
+        errors = f", {p['prober_errors']} prober errors (last: {p['last_prober_error']})" \
+            if p.get("prober_errors") else ""
+        lines.append(f"  prober {region}: {state}, last report {p['age']:.1f} s ago, {p['targets']} targets{errors}")
+    refused = {r: n for r, n in health.get("reports", {}).get("refused", {}).items() if n}
+    if refused:
+        lines.append("  reports refused: " + ", ".join(f"{n} {r}" for r, n in sorted(refused.items())))
     for zone in health["zones"]:
         for pool in zone["pools"]:
             lines.append(f"{zone['origin']} pool {pool['name']} ({pool['policy']}, check {pool['check'] or 'none'})")
@@ -78,6 +94,8 @@ def render_text(health: dict) -> str:
                     for region, v in sorted(e["regions"].items()):
                         rtt = "-" if v["rtt_ms"] is None else f"{v['rtt_ms']:.1f}ms"
                         error = f" error: {v['error']}" if v["error"] else ""
+                        if v.get("prober_error"):
+                            error += f" prober error (state holds): {v['prober_error']}"
                         silent = "" if v.get("live", True) else " (silent: not counted)"
                         lines.append(f"      {region:<20} {v['state']:<8} rtt {rtt}{error}{silent}")
     return "\n".join(lines)
@@ -102,62 +120,100 @@ def _refuse(why: str, status: int = 401) -> web.Response:
     return web.json_response({"error": why}, status=status)
 
 
-MAX_REPORT = 64 * 2**20     # a report of 100,000 targets is about 13 MiB before gzip
+MAX_REPORT = 64 * 2**20     # a report of 100,000 targets is about 13 MiB before gzip (also the cap on the wire)
+TOO_LARGE = f"report larger than {MAX_REPORT // 2**20} MiB"
 
 
-async def _read_report(request: web.Request) -> bytes | None:
-    """The (gunzipped) body, or None past MAX_REPORT. Read by hand: the app's 1 MiB client_max_size
-    would refuse the reports of a few thousand targets."""
+async def _read_report(request: web.Request, verifier: Verifier) -> bytes:
+    """The body as sent (the API does not inflate request bodies), fed to the HMAC as it arrives.
+    Read by hand: the app's 1 MiB client_max_size would refuse the reports of a few thousand targets.
+
+    :raises ReportTooLarge: past MAX_REPORT.
+    """
+    if request.content_length is not None and request.content_length > MAX_REPORT:
+        raise ReportTooLarge(TOO_LARGE)
     body = bytearray()
     while chunk := await request.content.read(2**16):
+        verifier.update(chunk)
         body += chunk
         if len(body) > MAX_REPORT:
-            return None
+            raise ReportTooLarge(TOO_LARGE)
     return bytes(body)
 
 
+def _parse_report(body: bytes, gzipped: bool, known: dict):
+    """Inflate (bounded) and decode; run in a thread, off the loop that answers DNS."""
+    return decode_report(inflate(body, MAX_REPORT) if gzipped else body, known)
+
+
 async def post_report(request: web.Request) -> web.Response:
-    """A signed report from a `gslb probe` process."""
+    """A signed report from a `gslb probe` process.
+
+    The order keeps unauthenticated senders cheap: the signature header (key, time window) before the
+    body is read, the HMAC over the bytes as received before anything is inflated, exact replays refused,
+    then inflating (bounded) and parsing in a thread.
+    """
     service = request.app[SERVER].health_service
-    secret = service.settings.secret
-    if not secret:
+    intake = service.intake
+    peer = request.remote
+    if not intake.enabled:
         return _refuse("this server has no health secret: set health.secret or GSLB_SECRET", 403)
-    body = await _read_report(request)
-    if body is None:
-        return _refuse(f"report larger than {MAX_REPORT // 2**20} MiB", 413)
-    problem = verify(secret, body, request.headers.get(HEADER))
-    if problem is not None:
-        return _refuse(problem)
     try:
-        region, interval, views = decode_report(body, service.known_ids)
-    except (ValueError, KeyError, TypeError) as exc:
-        return _refuse(f"not a report: {exc}", 400)
-    # A captured report replayed within the signature's 60 s would bring back an old view: a region's
-    # reports must not go back in time.
-    stamp = stamp_of(request.headers[HEADER])
-    last = service.report_stamps.get(region, 0)
-    if stamp < last:
-        return _refuse(f"report signed at {stamp}, older than the last one from region {region} ({last})", 409)
-    service.report_stamps[region] = stamp
-    service.monitor.report(region, views, interval)
+        verifier = intake.begin(request.headers.get(HEADER), peer)
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("identity", "gzip"):
+            raise intake.refuse("malformed", f"Content-Encoding {encoding[:20]!r}: expected gzip or none", peer)
+        try:
+            body = await _read_report(request, verifier)
+        except ReportTooLarge:
+            raise intake.refuse("too_large", TOO_LARGE, peer) from None
+        sig = intake.check_mac(verifier, peer)
+        try:
+            region, interval, views, status = await asyncio.to_thread(
+                _parse_report, body, encoding == "gzip", service.known_ids)
+        except ReportTooLarge:
+            raise intake.refuse("too_large", TOO_LARGE, peer) from None
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            raise intake.refuse("malformed", f"not a report: {str(exc)[:200]}", peer) from None
+        intake.admit(sig, region, peer)
+    except ReportRefused as exc:
+        return _refuse(str(exc), exc.status)
+    service.monitor.report(region, views, interval, status)
     return web.json_response({"ok": True, "accepted": len(views)})
+
+
+def _endpoint_addresses(server: Any) -> set[str]:
+    """Every endpoint address of every loaded zone."""
+    return {endpoint.address for zone in server.store.zones.values() for pool in zone.pools.values()
+            for site in pool.sites for endpoint in site.endpoints}
 
 
 async def post_status(request: web.Request) -> web.Response:
     """Operator override: {"status": "up" | "down" | "auto"} for an endpoint address (bearer secret)."""
-    service = request.app[SERVER].health_service
+    server = request.app[SERVER]
+    service = server.health_service
     if not service.settings.secret:
         return _refuse("this server has no health secret: set health.secret or GSLB_SECRET", 403)
     if not bearer_ok(service.settings.secret, request.headers.get("Authorization")):
         return _refuse("missing or wrong bearer token")
+    text = request.match_info["address"]
     try:
-        address = str(ipaddress.ip_address(request.match_info["address"]))
-        body = await request.json()
-        status = body["status"]
-        if status not in ("up", "down", "auto"):
-            raise ValueError
-    except (ValueError, KeyError, TypeError):
-        return _refuse('expected an IP address in the path and {"status": "up" | "down" | "auto"}', 400)
+        parsed = ipaddress.ip_address(text)
+    except ValueError:
+        return _refuse(f"{text[:60]!r} is not an IP address", 400)
+    if getattr(parsed, "scope_id", None):
+        return _refuse(f"{text[:60]}: a scoped IPv6 address (with %zone) is not an endpoint address", 400)
+    address = str(parsed)
+    try:
+        body = await read_json(request)
+    except BadJson as exc:
+        return _refuse(str(exc), exc.status)
+    status = body.get("status") if isinstance(body, dict) else None
+    if status not in ("up", "down", "auto"):
+        return _refuse('expected a body {"status": "up" | "down" | "auto"}', 400)
+    # "auto" may still clear an override whose endpoint has left the zones since.
+    if address not in _endpoint_addresses(server) and not (status == "auto" and address in service.monitor.overrides):
+        return _refuse(f"{address} is not an endpoint of any loaded zone", 404)
     service.monitor.set_override(address, status)
     return web.json_response({"address": address, "status": status})
 
@@ -195,6 +251,7 @@ async def get_metrics(request: web.Request) -> web.Response:
                   for rcode, count in enumerate(counts) if count]
     lines += ["# HELP gslb_dns_dropped_total Messages not answered (too short, or responses).",
               "# TYPE gslb_dns_dropped_total counter", f"gslb_dns_dropped_total {handler.dropped}"]
+    lines += dns_guard_metrics(handler)
     tcp = server.tcp_guard
     lines += ["# HELP gslb_dns_tcp_connections Open DNS TCP connections (this process).",
               "# TYPE gslb_dns_tcp_connections gauge", f"gslb_dns_tcp_connections {tcp.open}",
@@ -210,6 +267,13 @@ async def get_metrics(request: web.Request) -> web.Response:
               f'gslb_dns_tcp_timeouts_total{{timeout="message"}} {tcp.closed_message_timeout}']
     lines += ["# HELP gslb_prober_live 1 while the prober region reports in time.", "# TYPE gslb_prober_live gauge"]
     lines += [f'gslb_prober_live{{region="{name}"}} {int(rep.live(now))}' for name, rep in monitor.regions.items()]
+    lines += ["# HELP gslb_prober_errors_total Checks a prober could not make itself (not votes).",
+              "# TYPE gslb_prober_errors_total counter"]
+    lines += [f'gslb_prober_errors_total{{region="{n}"}} {r.status.errors_total}' for n, r in monitor.regions.items()]
+    lines += ["# HELP gslb_health_reports_refused_total Prober reports refused, by reason.",
+              "# TYPE gslb_health_reports_refused_total counter"]
+    lines += [f'gslb_health_reports_refused_total{{reason="{r}"}} {n}'
+              for r, n in server.health_service.intake.refused.items()]
     lines += ["# HELP gslb_health_fail_open 1 while no prober reports and every endpoint counts as up.",
               "# TYPE gslb_health_fail_open gauge", f"gslb_health_fail_open {int(monitor.fail_open)}",
               "# HELP gslb_health_fail_open_total Times the server failed open.",

@@ -39,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     source.add_argument("--from", dest="from_url", metavar="URL", help="fetch the targets from a server's API")
     p.add_argument("--data", default="data", metavar="DIR", help="where regions.yaml is (with --zones)")
     p.add_argument("--secret", help="shared secret (default: $GSLB_SECRET)")
+    p.add_argument("--region-key", metavar="KEY",
+                   help="this region's own key, as in the servers' health.region_keys (default: "
+                        "$GSLB_REGION_KEY); used instead of the shared secret")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between reports (default 1)")
     p.add_argument("--refresh", type=float, default=30.0, metavar="SECONDS",
                    help="reload the zones or refetch the targets this often (default 30; SIGHUP: now)")
@@ -63,14 +66,17 @@ class Pusher:
     never delays the reports to the others (they would drop this region after 3 late intervals).
     A server that fails is logged once per outage."""
 
-    def __init__(self, urls: list[str], secret: str, interval: float):
+    def __init__(self, urls: list[str], secret: str | None, interval: float, region_key: str | None = None):
         self.urls = [f"{u.rstrip('/')}/v1/reports" for u in urls]
         self.secret, self.interval = secret, interval
+        self.region_key = region_key        # signs with this (naming the region) instead of the secret
+        self.prober: Prober | None = None   # its status (prober errors, blind) rides along
         self.timeout = max(2.0, 2 * interval)
         self.session: aiohttp.ClientSession | None = None
         self.failing: set[str] = set()
         self.sent: dict[str, int] = dict.fromkeys(self.urls, 0)
         self._latest: tuple[bytes, bytes | None] | None = None
+        self.region: str | None = None
         self._wake = {url: asyncio.Event() for url in self.urls}
         self._tasks: list[asyncio.Task] = []
 
@@ -88,8 +94,10 @@ class Pusher:
             await self.session.close()
 
     def __call__(self, region: str, views: dict[Target, RegionView]) -> None:
-        body = encode_report(region, self.interval, views)
-        # Big reports go gzipped (about 5x smaller); the signature covers the JSON the server reads.
+        body = encode_report(region, self.interval, views, self.prober.status() if self.prober else None)
+        self.region = region
+        # Big reports go gzipped (about 5x smaller); the signature covers the bytes sent, so a server
+        # checks it before inflating anything.
         self._latest = (body, gzip.compress(body, 5) if len(body) > GZIP_ABOVE else None)
         for wake in self._wake.values():
             wake.set()
@@ -105,11 +113,15 @@ class Pusher:
     async def _post(self, url: str, body: bytes, gzipped: bytes | None) -> None:
         assert self.session is not None
         # Signed when sent, not when made: the timestamp is what the server checks for replays.
-        headers = {HEADER: sign(self.secret, body), "Content-Type": "application/json"}
+        sent = gzipped or body
+        key = self.region_key or self.secret
+        assert key, "run() refuses to start without a key"
+        headers = {HEADER: sign(key, sent, region=self.region if self.region_key else None),
+                   "Content-Type": "application/json"}
         if gzipped is not None:
             headers["Content-Encoding"] = "gzip"
         try:
-            async with self.session.post(url, data=gzipped or body, headers=headers) as resp:
+            async with self.session.post(url, data=sent, headers=headers) as resp:
                 if resp.status != 200:
                     raise aiohttp.ClientError(f"{resp.status} {await resp.text()}")
             self.sent[url] += 1
@@ -152,11 +164,12 @@ async def _refresh(args: argparse.Namespace, prober: Prober, now: asyncio.Event)
                      len(set(targets) - before), len(before - set(targets)))
 
 
-async def _run(args: argparse.Namespace, secret: str) -> int:
+async def _run(args: argparse.Namespace, secret: str | None) -> int:
     targets = await _first_targets(args)
-    pusher = Pusher(args.report_to, secret, args.interval)
+    pusher = Pusher(args.report_to, secret, args.interval, args.region_key)
     await pusher.start()
     prober = Prober(args.region, pusher, args.interval, source=args.source)
+    pusher.prober = prober
     await prober.start()
     prober.set_targets(targets)
     log.info("probing %d targets as region %s, reporting to %s", len(targets), args.region,
@@ -178,8 +191,10 @@ async def _run(args: argparse.Namespace, secret: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     secret = args.secret or os.environ.get("GSLB_SECRET")
-    if not secret:
-        print("gslb probe: a shared secret is needed (--secret or GSLB_SECRET): servers refuse unsigned reports")
+    args.region_key = args.region_key or os.environ.get("GSLB_REGION_KEY") or None
+    if not secret and not args.region_key:
+        print("gslb probe: a key is needed (--region-key or GSLB_REGION_KEY, or the shared --secret or "
+              "GSLB_SECRET): servers refuse unsigned reports")
         return 2
     if args.interval < 0.05 or args.refresh < 0.1:
         print("gslb probe: --interval must be >= 0.05 s and --refresh >= 0.1 s")

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from gslb.config.yamlsrc import SourceMap
 from gslb.errors import Problem
 
 HEALTH_KEYS = {"region", "embedded", "quorum", "secret", "state_dir", "state_max_age", "grace",
-               "report_interval"}
+               "report_interval", "region_keys"}
+_REGION = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +29,9 @@ class HealthSettings:
     state_max_age: float = 300.0      # a saved state older than this is ignored at start
     grace: float = 30.0               # with no live prober left, keep the last state this long, then fail open
     report_interval: float = 1.0      # how often probers report (a region is dropped after 3 missed)
+    # region -> key: a region listed here is believed only when its report is signed with its own key,
+    # so a prober's key cannot speak for another region. Others sign with `secret`.
+    region_keys: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def needed(self, regions: int) -> int:
         """How many of `regions` reporting regions must see a target down to withdraw it."""
@@ -77,6 +84,10 @@ def parse_health_settings(src: SourceMap | None, problems: list[Problem],
                 bad(key, f"{value!r}, expected seconds >= {lo}")
             else:
                 values[key] = float(value)
+        elif key == "region_keys":
+            keys = _region_keys(value, bad)
+            if keys is not None:
+                values[key] = keys
         elif key == "state_dir" and value in (None, ""):
             values[key] = None
         elif key == "state_dir" and isinstance(value, str) and src.file != "?":
@@ -86,3 +97,19 @@ def parse_health_settings(src: SourceMap | None, problems: list[Problem],
         else:
             values[key] = value
     return HealthSettings(**values)
+
+
+def _region_keys(value: Any, bad) -> Mapping[str, str] | None:
+    """`region_keys:` a mapping of region name to a key of at least 16 characters."""
+    if not isinstance(value, Mapping):
+        bad("region_keys", "expected a mapping of region name to key, e.g. {eu-west-1: KEY}")
+        return None
+    keys = {}
+    for region, key in value.items():
+        if not isinstance(region, str) or not _REGION.fullmatch(region):
+            bad("region_keys", f"region name {str(region)[:40]!r}: letters, digits, '.', '_' or '-', up to 64")
+        elif not isinstance(key, str) or len(key) < 16:
+            bad("region_keys", f"{region}: expected a key of at least 16 characters")
+        else:
+            keys[region] = key
+    return MappingProxyType(keys)

@@ -4,6 +4,7 @@ machine (rise/fall) lives in state.py. Shared by the DNS probers and the proxy's
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import ssl
 import struct
@@ -21,6 +22,33 @@ class ProbeResult:
     ok: bool
     rtt_ms: float | None          # round-trip time of the check; None when it never connected
     error: str | None = None      # e.g. "GET http://192.0.2.5:80/healthz: 503, expected 200"
+    # The check failed for a reason of the prober's own (see LOCAL_ERRNOS): not evidence about the
+    # endpoint, so it must not count toward fall (or rise).
+    local: bool = False
+    timed_out: bool = False       # the check ran out of its timeout (the prober judges whether its loop was late)
+
+
+# Errors that say the prober itself cannot make the check: out of file descriptors or kernel memory,
+# its source address is not there or its ports are used up, its own interface is down, or its own host
+# refuses to send (a local firewall). ENETUNREACH and EHOSTUNREACH are not here: a router on the way
+# reports them too, and then they are the endpoint's problem, seen from this region.
+LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL,
+                          errno.EADDRINUSE, errno.ENETDOWN, errno.EPERM, errno.EACCES})
+
+
+def is_local_error(exc: BaseException | None) -> bool:
+    """Whether an exception from making a check is the prober's own fault rather than the endpoint's."""
+    for _ in range(5):            # an exception, what it wraps, and their causes
+        if exc is None:
+            break
+        if isinstance(exc, OSError) and exc.errno in LOCAL_ERRNOS:
+            return True
+        exc = getattr(exc, "os_error", None) or exc.__cause__
+    return False
+
+
+def _failed(error: str, exc: BaseException | None = None, rtt: float | None = None) -> ProbeResult:
+    return ProbeResult(False, rtt, error, local=is_local_error(exc))
 
 
 def _host(address: str) -> str:
@@ -86,14 +114,14 @@ async def _http(target: Target, session: aiohttp.ClientSession) -> ProbeResult:
                     return ProbeResult(False, rtt, f"{what}: body does not contain {check.body!r}")
             return ProbeResult(True, rtt)
     except TimeoutError:
-        return ProbeResult(False, None, f"{what}: timeout after {check.timeout:g} s")
+        return ProbeResult(False, None, f"{what}: timeout after {check.timeout:g} s", timed_out=True)
     except aiohttp.ClientConnectorCertificateError as exc:
         reason = getattr(exc.certificate_error, "verify_message", None) or exc.certificate_error
         return ProbeResult(False, None, f"{what}: TLS certificate not accepted: {reason}")
     except aiohttp.ClientConnectorError as exc:
-        return ProbeResult(False, None, f"{what}: {_os_reason(exc.os_error)}")
+        return _failed(f"{what}: {_os_reason(exc.os_error)}", exc.os_error)
     except (aiohttp.ClientError, ssl.SSLError, OSError) as exc:
-        return ProbeResult(False, None, f"{what}: {type(exc).__name__}: {exc}")
+        return _failed(f"{what}: {type(exc).__name__}: {exc}", exc)
 
 
 async def _tcp(target: Target, source: str | None) -> ProbeResult:
@@ -105,11 +133,11 @@ async def _tcp(target: Target, source: str | None) -> ProbeResult:
         _, writer = await asyncio.wait_for(asyncio.open_connection(target.address, port, local_addr=local),
                                            target.check.timeout)
     except TimeoutError:
-        return ProbeResult(False, None, f"{what}: timeout after {target.check.timeout:g} s")
+        return ProbeResult(False, None, f"{what}: timeout after {target.check.timeout:g} s", timed_out=True)
     except OSError as exc:
-        return ProbeResult(False, None, f"{what}: {_os_reason(exc)}")
-    except ValueError as exc:             # e.g. a source address of the other family
-        return ProbeResult(False, None, f"{what}: {exc}")
+        return _failed(f"{what}: {_os_reason(exc)}", exc)
+    except ValueError as exc:             # e.g. a source address of the other family: the prober's setup
+        return ProbeResult(False, None, f"{what}: {exc}", local=True)
     rtt = (time.monotonic() - start) * 1000
     writer.close()
     return ProbeResult(True, rtt)
@@ -142,17 +170,19 @@ async def _dns(target: Target, default_name: str, source: str | None) -> ProbeRe
         # Inside the try: an unreachable network or a source address of the other family fails here.
         transport, protocol = await loop.create_datagram_endpoint(
             _DnsClient, remote_addr=(target.address, port), local_addr=(source, 0) if source else None)
-    except (OSError, ValueError) as exc:
-        return ProbeResult(False, None, f"{what}: {_os_reason(exc) if isinstance(exc, OSError) else exc}")
+    except OSError as exc:
+        return _failed(f"{what}: {_os_reason(exc)}", exc)
+    except ValueError as exc:
+        return ProbeResult(False, None, f"{what}: {exc}", local=True)
     try:
         transport.sendto(query.pack())
         data = await asyncio.wait_for(protocol.answer, check.timeout)
         rtt = (time.monotonic() - start) * 1000
         reply = dnslib.DNSRecord.parse(data)
     except TimeoutError:
-        return ProbeResult(False, None, f"{what}: timeout after {check.timeout:g} s")
+        return ProbeResult(False, None, f"{what}: timeout after {check.timeout:g} s", timed_out=True)
     except OSError as exc:
-        return ProbeResult(False, None, f"{what}: {exc.strerror or exc}")
+        return _failed(f"{what}: {exc.strerror or exc}", exc)
     except Exception as exc:  # noqa: BLE001 -- dnslib raises several types for a garbled reply
         return ProbeResult(False, None, f"{what}: bad reply: {exc}")
     finally:
@@ -173,7 +203,8 @@ def make_session(source: str | None = None) -> aiohttp.ClientSession:
 
 async def probe(target: Target, *, session: aiohttp.ClientSession | None = None,
                 dns_name: str = ".", source: str | None = None) -> ProbeResult:
-    """Run target.check against target.address once. Never raises: failures are ok=False with a reason.
+    """Run target.check against target.address once. Never raises: failures are ok=False with a reason,
+    and `local` when the prober itself could not make the check.
 
     `session` (from make_session) is reused across http/https checks; `source` is the local address
     tcp and dns checks bind to (http ones take it from the session).
@@ -191,4 +222,7 @@ async def probe(target: Target, *, session: aiohttp.ClientSession | None = None,
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # noqa: BLE001 -- a check that raises must fail, not stop the prober
-        return ProbeResult(False, None, f"{target.check.type} check of {target}: {type(exc).__name__}: {exc}")
+        # Every way an endpoint can fail a check is caught above; an exception left over is the
+        # prober's own (a bug, or a resource it lacks), not evidence against the endpoint.
+        return ProbeResult(False, None, f"{target.check.type} check of {target}: {type(exc).__name__}: {exc}",
+                           local=True)

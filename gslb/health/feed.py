@@ -26,7 +26,8 @@ def encode_snapshot(snapshot: HealthSnapshot) -> bytes:
     return json.dumps({
         "version": snapshot.version, "overrides": dict(snapshot.overrides),
         "targets": [{"key": target_key(t), "state": h.state, "since": h.since, "reason": h.reason,
-                     "regions": {r: [v.state, v.rtt_ms, v.error, v.updated] for r, v in h.regions.items()}}
+                     "regions": {r: [v.state, v.rtt_ms, v.error, v.updated, v.prober_error]
+                                 for r, v in h.regions.items()}}
                     for t, h in snapshot.targets.items()],
     }).encode() + b"\n"
 

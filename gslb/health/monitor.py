@@ -1,7 +1,8 @@
 """The aggregator inside the DNS server: region reports in, one immutable HealthSnapshot out.
 
 - Each region (the embedded prober, `gslb probe` processes) reports its views of every target.
-- A region that misses 3 report intervals is dropped from the quorum (logged).
+- A region that misses 3 report intervals is dropped from the quorum (logged), and so is a region
+  whose prober says it is blind (only prober errors of late: it cannot see, so it does not vote).
 - With no live region left, the last state holds for `grace` seconds, then every target is treated
   as up (fail open), logged and counted in `fail_open_total`.
 - Operator overrides (address -> up | down) ride along in the snapshot.
@@ -20,10 +21,11 @@ from types import MappingProxyType
 from gslb.config.health import HealthSettings
 from gslb.config.model import Target
 from gslb.health.quorum import quorum
-from gslb.health.snapshot import EndpointHealth, HealthSnapshot, RegionView
+from gslb.health.snapshot import EndpointHealth, HealthSnapshot, ProberStatus, RegionView
 
 log = logging.getLogger("gslb.health")
 STALE_INTERVALS = 3
+NO_STATUS = ProberStatus()
 
 
 @dataclass(slots=True)
@@ -31,9 +33,15 @@ class RegionReport:
     views: dict[Target, RegionView]
     received: float
     interval: float
+    status: ProberStatus = NO_STATUS
+
+    def fresh(self, now: float) -> bool:
+        """Reported within the last STALE_INTERVALS intervals."""
+        return now - self.received <= STALE_INTERVALS * self.interval
 
     def live(self, now: float) -> bool:
-        return now - self.received <= STALE_INTERVALS * self.interval
+        """Counted in the quorum: fresh, and its prober is not blind."""
+        return self.fresh(now) and self.status.blind is None
 
 
 class HealthMonitor:
@@ -52,6 +60,7 @@ class HealthMonitor:
         self.fail_open = False
         self.fail_open_total = 0
         self._dead: set[str] = set()
+        self._blind: set[str] = set()
         self._last_live = clock()
         self._seeded = False
         self._mode: tuple[str, frozenset[str]] | None = None   # (live | grace | fail open, live regions)
@@ -72,8 +81,10 @@ class HealthMonitor:
         self.targets = dict.fromkeys(targets)
         self.recompute()
 
-    def report(self, region: str, views: Mapping[Target, RegionView], interval: float) -> None:
-        """A region's views of the targets it probes (targets we do not serve are ignored)."""
+    def report(self, region: str, views: Mapping[Target, RegionView], interval: float,
+               status: ProberStatus = NO_STATUS) -> None:
+        """A region's views of the targets it probes (targets we do not serve are ignored), and how its
+        prober is doing (a blind one is left out of the quorum)."""
         before = self.regions.get(region)
         if region in self._dead:
             log.info("prober region %s is reporting again", region)
@@ -81,7 +92,7 @@ class HealthMonitor:
         elif before is None:
             log.info("prober region %s reporting, %d targets", region, len(views))
         views = dict(views)
-        self.regions[region] = RegionReport(views, self.clock(), interval)
+        self.regions[region] = RegionReport(views, self.clock(), interval, status)
         # Only the targets whose view moved since it was last combined are combined again: with thousands
         # of targets, redoing all of them for every report of every region would stall the DNS loop.
         moved = [t for t, v in views.items() if t in self.targets and _view_moved(self.snapshot.of(t).regions.get(region), v)]
@@ -105,12 +116,21 @@ class HealthMonitor:
     def _live_regions(self, now: float) -> dict[str, RegionReport]:
         live = {}
         for name, rep in self.regions.items():
-            if rep.live(now):
+            if not rep.fresh(now):
+                if name not in self._dead:
+                    self._dead.add(name)
+                    log.warning("prober region %s stopped reporting (%.1f s): dropped from the quorum",
+                                name, now - rep.received)
+            elif rep.status.blind is not None:
+                if name not in self._blind:
+                    self._blind.add(name)
+                    log.warning("prober region %s cannot check (%s): not counted in the quorum until it can",
+                                name, rep.status.blind)
+            else:
+                if name in self._blind:
+                    self._blind.discard(name)
+                    log.warning("prober region %s can check again: counted in the quorum", name)
                 live[name] = rep
-            elif name not in self._dead:
-                self._dead.add(name)
-                log.warning("prober region %s stopped reporting (%.1f s): dropped from the quorum",
-                            name, now - rep.received)
         return live
 
     def recompute(self, only: Iterable[Target] | None = None) -> None:
@@ -173,11 +193,14 @@ def _rtt_differs(a: float | None, b: float | None) -> bool:
 
 
 def _rtt_moved(old: Mapping[str, RegionView], new: Mapping[str, RegionView]) -> bool:
-    return set(old) != set(new) or any(_rtt_differs(old[r].rtt_ms, v.rtt_ms) for r, v in new.items())
+    """RTT moved, or a region's prober error came or went (shown by `gslb explain`)."""
+    return set(old) != set(new) or any(_rtt_differs(old[r].rtt_ms, v.rtt_ms)
+                                       or (old[r].prober_error is None) != (v.prober_error is None)
+                                       for r, v in new.items())
 
 
 def _view_moved(combined: RegionView | None, new: RegionView) -> bool:
     """Whether a region's new view of a target differs from the one last combined, enough to combine
     again. Measured from the combined view, not the previous report, so slow RTT drift adds up."""
     return combined is None or combined.state != new.state or combined.error != new.error \
-        or _rtt_differs(combined.rtt_ms, new.rtt_ms)
+        or combined.prober_error != new.prober_error or _rtt_differs(combined.rtt_ms, new.rtt_ms)

@@ -4,6 +4,12 @@ Each target runs in its own task, started at a random offset inside its interval
 and a slow or hanging endpoint never delays the others. Results go through RiseFall and Ewma; every
 state change and every `report_interval` the prober hands its views to `report(region, views)`: the
 in-process aggregator for the embedded prober, an HTTP push for `gslb probe`.
+
+A check that fails because of the prober itself (`ProbeResult.local`: no file descriptors, no source
+address; or a timeout while the prober's own loop was stalled for LAG_FRACTION of the timeout) is a
+*prober error*: it counts toward neither rise nor fall, the target keeps its state, and the view says
+so. A prober whose checks have all been prober errors for `blind_after` seconds reports itself blind,
+and the aggregator leaves it out of the quorum instead of counting its stale views.
 """
 
 from __future__ import annotations
@@ -19,28 +25,33 @@ import aiohttp
 
 from gslb.config.model import Target
 from gslb.health.checks import ProbeResult, make_session, probe
-from gslb.health.snapshot import RegionView
+from gslb.health.lag import LoopLag
+from gslb.health.snapshot import ProberStatus, RegionView
 from gslb.health.state import Ewma, RiseFall
 
 log = logging.getLogger("gslb.prober")
 Report = Callable[[str, dict[Target, RegionView]], Awaitable[None] | None]
+LAG_FRACTION = 0.5      # a timeout while the loop was this late (as a share of the timeout) is the prober's
+BLIND_INTERVALS = 3     # only prober errors for this many report intervals (and 2 check intervals): blind
+ERROR_LOG_INTERVAL = 10.0
 
 
 class _Watch:
     """A target's running check and what it has seen."""
 
-    __slots__ = ("error", "risefall", "rtt", "target", "task", "updated")
+    __slots__ = ("error", "prober_error", "risefall", "rtt", "target", "task", "updated")
 
     def __init__(self, target: Target, state: str = "unknown", rtt: float | None = None):
         self.target = target
         self.risefall = RiseFall(target.check.rise, target.check.fall, state)  # type: ignore[arg-type]
         self.rtt = Ewma(value=rtt)
         self.error: str | None = None
+        self.prober_error: str | None = None
         self.updated = 0.0
         self.task: asyncio.Task | None = None
 
     def view(self) -> RegionView:
-        return RegionView(self.risefall.state, self.rtt.value, self.error, self.updated)
+        return RegionView(self.risefall.state, self.rtt.value, self.error, self.updated, self.prober_error)
 
 
 class Prober:
@@ -58,6 +69,14 @@ class Prober:
         self._reporter: asyncio.Task | None = None
         self._changed = asyncio.Event()
         self._restored: dict[Target, tuple[str, float | None]] = {}
+        self.lag = LoopLag()
+        self.errors_total = 0
+        self.last_error: str | None = None
+        self.last_error_at = 0.0
+        self._last_vote = time.monotonic()     # the last check that said something about its endpoint
+        self._last_local = 0.0                 # the last prober error
+        self._logged_errors = 0
+        self._error_logged_at = 0.0
 
     def restore(self, states: dict[Target, tuple[str, float | None]]) -> None:
         """Seed targets with saved (state, rtt) so a restart starts from what was last seen."""
@@ -66,14 +85,29 @@ class Prober:
     def views(self) -> dict[Target, RegionView]:
         return {t: w.view() for t, w in self._watches.items()}
 
+    def blind_after(self) -> float:
+        """Seconds of nothing but prober errors after which this prober says it cannot see."""
+        shortest = min((w.target.check.interval for w in self._watches.values()), default=1.0)
+        return max(BLIND_INTERVALS * self.report_interval, 2 * shortest)
+
+    def status(self) -> ProberStatus:
+        """Prober errors so far, and whether the prober is blind (only prober errors of late)."""
+        now = time.monotonic()
+        blind = None
+        if self._last_local > self._last_vote and now - self._last_vote >= self.blind_after():
+            blind = f"only prober errors for {now - self._last_vote:.0f} s: {self.last_error}"
+        return ProberStatus(self.errors_total, self.last_error, self.last_error_at, blind)
+
     async def start(self) -> None:
         self._session = make_session(self.source)
+        self.lag.start()
         self._reporter = asyncio.create_task(self._report_loop())
 
     async def stop(self) -> None:
         tasks = [w.task for w in self._watches.values() if w.task] + ([self._reporter] if self._reporter else [])
         for task in tasks:
             task.cancel()
+        self.lag.stop()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -107,8 +141,21 @@ class Prober:
             except Exception as exc:
                 # probe() should not raise; if it ever does, the target must stay checked, not go silent.
                 log.exception("%s: check of %s raised", self.region, watch.target)
-                result = ProbeResult(False, None, f"check raised {type(exc).__name__}: {exc}")
+                result = ProbeResult(False, None, f"check raised {type(exc).__name__}: {exc}", local=True)
             watch.updated = time.time()
+            late = self.lag.worst(started) if result.timed_out else 0.0
+            if result.local or late >= LAG_FRACTION * watch.target.check.timeout:
+                why = result.error or "check failed"
+                if not result.local:
+                    why += f" (the prober's own event loop was {late:.2f} s late: overloaded, not a vote)"
+                self._prober_error(watch, why)
+                await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+                continue
+            self._last_vote = time.monotonic()
+            if watch.prober_error is not None:
+                log.info("%s: %s can be checked again", self.region, watch.target)
+                watch.prober_error = None
+                self._changed.set()
             if result.rtt_ms is not None:
                 watch.rtt.add(result.rtt_ms)
             watch.error = None if result.ok else result.error
@@ -118,6 +165,22 @@ class Prober:
                          f" ({result.error})" if result.error else "")
                 self._changed.set()
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    def _prober_error(self, watch: _Watch, why: str) -> None:
+        """A check the prober could not make: counted and shown; the target's state and counters hold."""
+        self.errors_total += 1
+        self.last_error, self.last_error_at = why, time.time()
+        self._last_local = time.monotonic()
+        log.debug("%s: prober error #%d checking %s: %s", self.region, self.errors_total, watch.target, why)
+        if watch.prober_error is None:
+            self._changed.set()
+        watch.prober_error = why
+        # Logged at most every ERROR_LOG_INTERVAL: when the process is out of descriptors every check fails.
+        now = time.monotonic()
+        if now - self._error_logged_at >= ERROR_LOG_INTERVAL:
+            log.warning("%s: prober error (%d since the last such line; the endpoints keep their state): %s",
+                        self.region, self.errors_total - self._logged_errors, why)
+            self._error_logged_at, self._logged_errors = now, self.errors_total
 
     async def _report_loop(self) -> None:
         while True:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from gslb.config.health import HealthSettings
 from gslb.config.model import Target
 from gslb.health import statefile
+from gslb.health.intake import ReportIntake
 from gslb.health.monitor import HealthMonitor
 from gslb.health.prober import Prober
 from gslb.health.report import target_id
@@ -29,7 +30,7 @@ class HealthService:
         self.prober: Prober | None = None
         self.known: dict[str, Target] = {}         # target_key -> target (GET /v1/targets)
         self.known_ids: dict[str, Target] = {}     # target_id -> target (prober reports)
-        self.report_stamps: dict[str, int] = {}    # region -> signature time of its last report
+        self.intake = ReportIntake(settings.secret, settings.region_keys)   # who may report, what was refused
         self._tasks: list[asyncio.Task] = []
         saved = statefile.load(settings.state_dir, settings.state_max_age) if settings.state_dir \
             else statefile.SavedHealth()
@@ -71,7 +72,8 @@ class HealthService:
             self.prober.set_targets(targets)
 
     def _local_report(self, region: str, views: dict[Target, RegionView]) -> None:
-        self.monitor.report(region, views, self.settings.report_interval)
+        status = self.prober.status() if self.prober is not None else None
+        self.monitor.report(region, views, self.settings.report_interval, *([status] if status else []))
 
     def save(self) -> None:
         if not self.settings.state_dir:

@@ -26,6 +26,19 @@ class RegionView:
     rtt_ms: float | None = None      # EWMA of the check's round-trip time, from that region
     error: str | None = None         # last failure, e.g. "GET http://192.0.2.5:80/healthz: 503, expected 200"
     updated: float = 0.0             # unix time of the last report
+    # Set while the last check could not be made for a reason of the prober's own (no file descriptors,
+    # no source address, its loop overloaded): it did not count toward rise or fall, `state` holds.
+    prober_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProberStatus:
+    """How well the prober itself is doing, sent along with its views."""
+
+    errors_total: int = 0               # prober errors since start
+    last_error: str | None = None       # the latest one, e.g. "tcp connect ...: too many open files"
+    last_error_at: float = 0.0          # unix time
+    blind: str | None = None            # set while every recent check was a prober error: why
 
 
 @dataclass(frozen=True, slots=True)
