@@ -171,7 +171,9 @@ class Server:
     async def _start_api(self) -> None:
         from gslb.api.app import make_api_app
         host, port = parse_listen(self.config.api, default_port=8053)
-        self._runner = web.AppRunner(make_api_app(self), access_log=None)
+        # auto_decompress=False: a gzipped prober report is checked (signature) before it is inflated,
+        # and inflated off the loop with a bound (gslb/api/health.py), never by the HTTP parser.
+        self._runner = web.AppRunner(make_api_app(self), access_log=None, auto_decompress=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
