@@ -28,6 +28,7 @@ class Backend(HttpSite):
         self.health_status = 200
         self.delay = 0.0
         self.hits = 0
+        self.peers: set[tuple] = set()      # the proxy's connections that brought requests (source address, port)
         self.start()
 
     @property
@@ -36,6 +37,7 @@ class Backend(HttpSite):
 
     async def _any(self, request: web.Request) -> web.StreamResponse:
         self.hits += 1
+        self.peers.add(request.transport.get_extra_info("peername") if request.transport else None)
         if self.delay:
             await asyncio.sleep(self.delay)
         path = request.path
@@ -120,3 +122,38 @@ def config(backends: list[Backend], *, algorithm: str = "round_robin", extra_poo
 
 def as_json(text: str) -> dict:
     return json.loads(text)
+
+
+class RawBackend(LoopThread):
+    """A backend that speaks raw bytes: `handler(reader, writer)` runs for each connection, so a test can
+    send what no HTTP server would (headers without end, a reset before any byte)."""
+
+    def __init__(self, handler):
+        super().__init__()
+
+        async def guarded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            try:
+                await handler(reader, writer)
+            except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+                pass                      # the proxy gave up on us (or the test ended): what these tests want
+            finally:
+                writer.close()
+
+        self.connections = 0
+        self.server = self.run(asyncio.start_server(guarded, "127.0.0.1", 0))
+        self.host, self.port = self.server.sockets[0].getsockname()[:2]
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def close(self) -> None:
+        async def stop() -> None:
+            self.server.close()
+            for task in asyncio.all_tasks():        # handlers still running (a backend sending forever)
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+        self.run(stop())
+        super().close()

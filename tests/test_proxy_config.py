@@ -37,7 +37,7 @@ def test_every_mistake_is_reported_with_its_line(tmp_path):
         "  - {host: 'a.*.com', pool: app}\n"                        # 13
         "  - {pools: [app], host: x.com}\n"))                       # 14
     assert "1: timeouts: expected a mapping with connect, idle, read, total" in got
-    assert "2: limits: unknown key 'max_headers' (known: max_body_size, max_header_size)" in got
+    assert "2: limits: unknown key 'max_headers' (known: max_body_size, max_header_size, max_response_header_size)" in got
     assert "3: retries 'many', expected a number >= 0" in got
     assert "4: drain_timeout -1, expected a number >= 0" in got
     assert "5: access_log 'maybe', expected true or false" in got

@@ -91,8 +91,9 @@ class Timeouts:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_header_size: int = 32768
-    max_body_size: int = 100 * 1024 * 1024
+    max_header_size: int = 32768                 # a request head (-> 431)
+    max_body_size: int = 100 * 1024 * 1024       # a request body (-> 413)
+    max_response_header_size: int = 65536        # a backend's response head (-> 502)
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,9 +333,11 @@ def load_proxy_config(path: str) -> ProxyConfig:
     t = p.mapping(src, "timeouts", {"connect", "read", "total", "idle"}, "") or SourceMap()
     timeouts = Timeouts(*(p.number(t, k, d, 0.01, "timeouts: ") for k, d in
                           (("connect", 2.0), ("read", 30.0), ("total", 60.0), ("idle", 60.0))))
-    lim = p.mapping(src, "limits", {"max_header_size", "max_body_size"}, "") or SourceMap()
+    lim = p.mapping(src, "limits", {"max_header_size", "max_body_size", "max_response_header_size"}, "") \
+        or SourceMap()
     limits = Limits(p.number(lim, "max_header_size", 32768, 1024, "limits: ", True),
-                    p.number(lim, "max_body_size", 100 * 1024 * 1024, 0, "limits: ", True))
+                    p.number(lim, "max_body_size", 100 * 1024 * 1024, 0, "limits: ", True),
+                    p.number(lim, "max_response_header_size", 65536, 1024, "limits: ", True))
     rate = None
     r = p.mapping(src, "rate_limit", {"rate", "burst"}, "")
     if r is not None:

@@ -4,13 +4,12 @@ retry budget, metrics. The wire lives in http.py, the admin API in admin.py."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import random
 import time
 from collections import defaultdict
 
+from gslb.proxy import sticky
 from gslb.proxy.config import ProxyConfig, Route
 from gslb.proxy.http import ClientConnection, Exchange, Request, access_log
 from gslb.proxy.shared import WorkerShare
@@ -162,37 +161,33 @@ class Proxy:
             usable = [b for b in pool.backends if not b.drain and b.config.weight > 0 and b is not exclude]
         return pool.balancer.pick(usable, req)
 
-    def _sticky(self, pool: PoolState, req: Request) -> tuple[BackendState | None, bytes]:
+    def _sticky(self, pool: PoolState, req: Request, secure: bool) -> tuple[BackendState | None, bytes]:
         """The pinned backend if the cookie is valid and it is usable; else a new pick and a new cookie."""
-        sticky = pool.config.sticky
-        value = req.cookie(sticky.cookie)
+        value = req.cookie(pool.config.sticky.cookie)
         if value:
-            pinned = self._unsign(value)
-            backend = pool.by_address.get(pinned) if pinned else None
+            ident = sticky.verify(self.config.sticky_secret, value)
+            backend = self._sticky_ids(pool).get(ident) if ident else None
             if backend is not None and backend.usable():
                 return backend, b""
         backend = self.pick(pool, req)
         if backend is None:
             return None, b""
-        return backend, (f"Set-Cookie: {sticky.cookie}={self._sign(backend.address, sticky.ttl)}; "
-                         f"Max-Age={sticky.ttl}; Path=/; HttpOnly\r\n").encode()
+        return backend, self.sticky_cookie(pool, backend, secure)
 
-    def _sign(self, address: str, ttl: int) -> str:
-        expires = int(time.time()) + ttl
-        payload = f"{address}|{expires}"
-        mac = hmac.new(self.config.sticky_secret.encode(), payload.encode(), hashlib.sha256).hexdigest()[:32]
-        return f"{payload}|{mac}".replace("|", "~")
+    def _sticky_ids(self, pool: PoolState) -> dict[str, BackendState]:
+        """Backend by its cookie ID; made once per pool state and secret (a reload makes new pool states)."""
+        secret = self.config.sticky_secret
+        if pool.sticky_ids is None or pool.sticky_ids[0] != secret:
+            pool.sticky_ids = (secret, {sticky.backend_id(secret, b.address): b for b in pool.backends})
+        return pool.sticky_ids[1]
 
-    def _unsign(self, value: str) -> str | None:
-        try:
-            address, expires, mac = value.split("~")
-            if int(expires) < time.time():
-                return None
-        except ValueError:
-            return None
-        payload = f"{address}|{expires}"
-        good = hmac.new(self.config.sticky_secret.encode(), payload.encode(), hashlib.sha256).hexdigest()[:32]
-        return address if hmac.compare_digest(good, mac) else None
+    def sticky_cookie(self, pool: PoolState, backend: BackendState, secure: bool) -> bytes:
+        """The Set-Cookie header line pinning this pool's clients to `backend` (opaque, signed)."""
+        config = pool.config.sticky
+        secret = self.config.sticky_secret
+        value = sticky.sign(secret, sticky.backend_id(secret, backend.address), config.ttl)
+        return (f"Set-Cookie: {config.cookie}={value}; Max-Age={config.ttl}; Path=/; HttpOnly; SameSite=Lax"
+                f"{'; Secure' if secure else ''}\r\n").encode()
 
     def start(self, client: ClientConnection, req: Request) -> Exchange | None:
         """Route and forward a request whose head has arrived, or answer it from the proxy."""
@@ -209,7 +204,7 @@ class Proxy:
         pool = self.pools[name]
         self.retry_budget.request()
         if pool.config.sticky is not None:
-            backend, cookie = self._sticky(pool, req)
+            backend, cookie = self._sticky(pool, req, client.scheme == b"https")
         else:
             backend, cookie = self.pick(pool, req), b""
         if backend is None:

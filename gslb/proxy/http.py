@@ -12,7 +12,9 @@ request until its response is done.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import random
 import time
 from collections import deque
@@ -33,9 +35,15 @@ HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"p
                         b"trailer", b"trailers", b"transfer-encoding", b"upgrade", b"proxy-connection"})
 PENDING_LIMIT = 256 * 1024          # request body held while connecting to the backend
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+# Tried on every other backend of the pool when a connection is refused or reset before any byte of
+# the response came (nginx's `proxy_next_upstream error`): safe to send twice, and nothing was answered.
+NEXT_UPSTREAM = frozenset({b"GET", b"HEAD"})
+# The proxy's own shortage, not the backend's fault: never counted against a backend.
+LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL})
+VERSIONS = frozenset({"1.0", "1.1"})
 REASONS = {400: "Bad Request", 404: "Not Found", 413: "Payload Too Large", 429: "Too Many Requests",
            431: "Request Header Fields Too Large", 502: "Bad Gateway", 503: "Service Unavailable",
-           504: "Gateway Timeout"}
+           504: "Gateway Timeout", 505: "HTTP Version Not Supported"}
 
 
 def simple_response(status: int, text: str, close: bool = False, extra: bytes = b"") -> bytes:
@@ -53,6 +61,23 @@ def connection_named(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
             named.update(t.strip().lower() for t in value.split(b","))
     named.difference_update((b"close", b"keep-alive", b"upgrade", b""))
     return frozenset(named)
+
+
+def refused(exc: BaseException) -> bool:
+    """A connection refused, reset or aborted by the other side: that backend answers nothing now."""
+    return isinstance(exc, (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError))
+
+
+def host_problem(req: Request) -> str | None:
+    """Why the request's Host is unacceptable (RFC 9112 3.2: exactly one Host in HTTP/1.1), or None."""
+    hosts = [v for k, v in req.headers if k.lower() == b"host"]
+    if len(hosts) > 1:
+        return "more than one Host header"
+    if not hosts and req.version == "1.1":
+        return "no Host header"
+    if hosts and any(c in hosts[0] for c in (b" ", b"\t", b"/", b"@", b"\\", b",")):
+        return "invalid Host header"
+    return None
 
 
 def chunk(data: bytes) -> bytes:
@@ -135,6 +160,9 @@ class ClientConnection(asyncio.Protocol):
         self.client = "?"
         self.header_bytes = 0
         self.body_bytes = 0
+        self.in_head = False                   # between a request's first byte and the end of its head
+        self.head_seen = 0                     # bytes of reads that were all head (see data_received)
+        self.head_count = 0                    # requests begun: tells whether a read began a new one
         self.closed = False
         self.blocked = False                   # our writes to the client wait: its reader is slow
         self.idle_since = time.monotonic()     # the proxy's sweep closes connections idle too long
@@ -177,17 +205,27 @@ class ClientConnection(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.transport.write(data)
             return
+        begun = self.head_count
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             offset = exc.args[0] if exc.args else len(data)
             if isinstance(self.target, Exchange):
                 self.target.upgrade_data(data[offset:])
-        except httptools.HttpParserError:
-            if self.exchange is None:
-                self.reply(400, "bad request", close=True)
-            else:
+        except httptools.HttpParserError as exc:
+            if self.exchange is not None:
                 self.transport.close()
+            elif "HTTP version" in str(exc) or "PRI" in str(exc):    # HTTP/3.0, HTTP/1.2, the h2 preface
+                self.reply(505, "HTTP version not supported: use HTTP/1.1", close=True)
+            else:
+                self.reply(400, "bad request", close=True)
+            return
+        if self.in_head and self.head_count == begun:
+            # The whole read was head: httptools keeps a header it has not finished in memory and calls
+            # back only at its end, so a head is measured here, not just in on_header, to bound it.
+            self.head_seen += len(data)
+            if self.head_seen > self.proxy.config.limits.max_header_size and not self.closed:
+                self.reply(431, "request headers too large", close=True)
 
     def reply(self, status: int, text: str, close: bool = False, extra: bytes = b"",
               req: Request | None = None) -> None:
@@ -206,6 +244,9 @@ class ClientConnection(asyncio.Protocol):
         self.request = Request(self.client)
         self.header_bytes = 0
         self.body_bytes = 0
+        self.in_head = True
+        self.head_seen = 0
+        self.head_count += 1
 
     def on_url(self, url: bytes) -> None:
         self.request.url += url
@@ -216,6 +257,7 @@ class ClientConnection(asyncio.Protocol):
         self.request.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
         req = self.request
         req.method = self.parser.get_method()
         req.version = self.parser.get_http_version()
@@ -241,8 +283,15 @@ class ClientConnection(asyncio.Protocol):
     def _begin(self, req: Request) -> Exchange | None:
         """Answer a request from the proxy (limits, routes, rate) or start forwarding it."""
         limits = self.proxy.config.limits
+        if req.version not in VERSIONS:          # HTTP/2.0 or 0.9 in a request line: not spoken here
+            self.reply(505, "HTTP version not supported: use HTTP/1.1", close=True, req=req)
+            return None
         if req.head_size > limits.max_header_size:
             self.reply(431, "request headers too large", close=True, req=req)
+            return None
+        problem = host_problem(req)
+        if problem is not None:                  # two Hosts could route by one and reach a backend by the other
+            self.reply(400, f"bad request: {problem}", close=True, req=req)
             return None
         if req.length is not None and req.length > limits.max_body_size:
             self.reply(413, "request body too large", close=True, req=req)
@@ -327,6 +376,9 @@ class Exchange:
         self.finished = False
         self.status = 0
         self.attempts = 0
+        self.retried = 0               # attempts counted against `retries` (not next-upstream ones)
+        self.tried: list[BackendState] = [backend]
+        self.blame = True              # whether this exchange's outcome counts for the backend's passive health
         self.reused = False            # on a pooled keep-alive connection, which the backend may have closed
         self.response_chunked = False
         self.response_close = False     # the backend ends the body by closing
@@ -354,6 +406,8 @@ class Exchange:
                     xff = value
                 continue
             lines.append(name + b": " + value + b"\r\n")
+        if not req.host:            # HTTP/1.0 without Host, forwarded as HTTP/1.1, which must have one
+            lines.append(b"Host: " + self.backend.address.encode() + b"\r\n")
         client = req.client.encode()
         lines.append(b"X-Forwarded-For: " + (xff + b", " + client if xff else client) + b"\r\n")
         lines.append(b"X-Forwarded-Proto: " + self.client.scheme + b"\r\n")
@@ -395,22 +449,58 @@ class Exchange:
 
     def _connect_failed(self, exc: BaseException) -> None:
         backend = self.backend
-        backend.passive(False)
-        reason = "timeout" if isinstance(exc, asyncio.TimeoutError) else (getattr(exc, "strerror", None) or str(exc))
-        log.warning("connect to %s failed: %s", backend.address, reason)
-        if self.finished:
+        code = getattr(exc, "errno", None)
+        reason = "timeout" if isinstance(exc, asyncio.TimeoutError) else \
+            (os.strerror(code).lower() if code else str(exc) or type(exc).__name__)
+        if code in LOCAL_ERRNOS:
+            # The proxy's own shortage (file descriptors, buffers): another backend would fail alike, and
+            # this one is not to blame.
+            log.error("cannot connect to %s: %s (a limit of the proxy itself; the backend is not blamed)",
+                      backend.address, reason)
+            self.blame = False
+            self.fail(502, f"bad gateway: the proxy cannot open a connection: {reason}")
             return
-        retry = (self.req.method in IDEMPOTENT and self.attempts <= self.proxy.config.retries
-                 and self.proxy.retry_budget.take())
-        if retry:
-            other = self.proxy.pick(self.pool, self.req, exclude=backend)
-            if other is not None:
-                backend.active -= 1
-                self.backend = other
-                other.active += 1
-                self._connect()
+        log.warning("connect to %s failed: %s", backend.address, reason)
+        if refused(exc):
+            backend.eject(reason)
+            if self._next_upstream():
+                return
+        elif self.req.method in IDEMPOTENT and self.retried < self.proxy.config.retries \
+                and self._switchable() and self.proxy.retry_budget.take():
+            self.retried += 1
+            backend.passive(False)
+            if self._switch():
                 return
         self.fail(502, f"bad gateway: {backend.address}: {reason}")
+
+    def _switchable(self) -> bool:
+        return not self.finished and not self.head_sent and not self.client.closed
+
+    def _next_upstream(self) -> bool:
+        """A GET or HEAD that nothing answered yet goes to the pool's next untried backend (not counted
+        against `retries` nor the retry budget: each try costs one refused connection, and the pool bounds
+        them). False when there is none left."""
+        if self.req.method not in NEXT_UPSTREAM or not self._switchable():
+            return False
+        return self._switch()
+
+    def _switch(self) -> bool:
+        """Move to another backend of the pool not tried yet, re-pinning a sticky client; False if none."""
+        other = self.proxy.pick(self.pool, self.req, exclude=self.tried)
+        if other is None:
+            return False
+        log.info("retrying %s %s on %s after %s failed", self.req.method.decode(), self.req.path, other.address,
+                 self.backend.address)
+        self.backend.active -= 1
+        self.backend = other
+        other.active += 1
+        self.tried.append(other)
+        self.upstream = None
+        self.reused = False
+        if self.pool.config.sticky is not None:
+            self.set_cookie = self.proxy.sticky_cookie(self.pool, other, self.client.scheme == b"https")
+        self._connect()
+        return True
 
     def _attach(self, conn: UpstreamConnection) -> None:
         self.upstream = conn
@@ -533,7 +623,8 @@ class Exchange:
         backend.requests += 1
         elapsed = time.monotonic() - self.started
         backend.latency.add(elapsed * 1000)
-        backend.passive(self.status < 500 or self.status == 0 and not self.head_sent)
+        if self.blame:
+            backend.passive(self.status < 500 or self.status == 0 and not self.head_sent)
         conn = self.upstream
         if conn is not None and not keep_upstream:
             conn.exchange = None
@@ -551,9 +642,7 @@ class Exchange:
             return
         self.status = status
         self.batch = None
-        self._finish(False)
-        if self.backend is not None and status in (502, 504):
-            self.backend.passive(False)
+        self._finish(False)            # counts the failure for the backend (status >= 500)
         if self.head_sent or self.client.closed:
             self.client.transport.close()
             return
@@ -563,16 +652,29 @@ class Exchange:
         else:
             self.client.transport.close()
 
-    def upstream_lost(self) -> None:
+    def upstream_lost(self, exc: Exception | None, got_bytes: bool) -> None:
+        """The backend connection closed before the response ended."""
         if self.finished:
             return
-        if self.reused and not self.head_sent and self.req.method in IDEMPOTENT and not self.req.chunked \
-                and not self.req.length:
+        bodiless = not self.req.chunked and not self.req.length
+        if self.reused and not got_bytes and self.req.method in IDEMPOTENT and bodiless:
             # A pooled connection the backend had just closed (keep-alive timeout): try a fresh one.
             self.reused = False
             self.upstream = None
             asyncio.ensure_future(self._open())
             return
+        if not got_bytes and bodiless:
+            # A fresh connection closed or reset before any byte of the response: the request may have
+            # hit a backend dying or restarting; a GET or HEAD goes to the next one. Counted as one
+            # passive failure, not an ejection: a request that makes every backend reset must not
+            # eject the whole pool.
+            log.warning("%s closed the connection before answering %s %s", self.backend.address,
+                        self.req.method.decode(), self.req.path)
+            self.backend.passive(False)
+            self.status = 0
+            if self._next_upstream():
+                return
+            self.blame = False                       # already counted just above
         self.fail(502, f"bad gateway: {self.backend.address} closed the connection")
 
     def check_deadlines(self, now: float) -> None:
@@ -604,6 +706,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.parser = None
         self.head_only = False
         self.closed = False
+        self.got_bytes = False          # any byte of the current response (a retry is safe until then)
+        self.head_done = False          # the final response head has been parsed
+        self.head_seen = 0              # bytes of the response head(s) so far, interim 1xx included
         self._headers: list[tuple[bytes, bytes]] = []
         self._reason = b""
 
@@ -617,6 +722,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.head_only = head_only
         self._headers = []
+        self.got_bytes = self.head_done = False
+        self.head_seen = 0
 
     def close(self) -> None:
         self.closed = True
@@ -641,10 +748,21 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()            # bytes nobody asked for: this connection is not reusable
             return
         exchange = self.exchange
-        exchange.activity = time.monotonic()
+        self.got_bytes = True
+        if self.head_done:
+            # Only a finished head, then body bytes, show the backend is answering: a head trickled in
+            # a byte at a time must not hold the request past the read timeout.
+            exchange.activity = time.monotonic()
+        else:
+            self.head_seen += len(data)
         exchange.batch = []
         try:
             self.parser.feed_data(data)
+            if not self.head_done and self.parser is not None \
+                    and self.head_seen > exchange.proxy.config.limits.max_response_header_size:
+                # httptools holds an unfinished header in memory until its end: bound it here
+                self._head_too_large(exchange)
+                return
             exchange.flush()
         except httptools.HttpParserUpgrade as exc:
             offset = exc.args[0] if exc.args else len(data)
@@ -666,7 +784,15 @@ class UpstreamConnection(asyncio.Protocol):
             if self.parser is not None and self._until_close():
                 self.exchange.response_done(False)
             else:
-                self.exchange.upstream_lost()
+                self.exchange.upstream_lost(exc, self.got_bytes)
+
+    def _head_too_large(self, exchange: Exchange) -> None:
+        limit = exchange.proxy.config.limits.max_response_header_size
+        log.warning("%s sent response headers larger than %d bytes for %s %s: 502", self.backend.address,
+                    limit, exchange.req.method.decode(), exchange.req.path)
+        self.parser = None
+        exchange.fail(502, f"bad gateway: {self.backend.address} sent response headers over {limit} bytes")
+        self.close()
 
     def _until_close(self) -> bool:
         ex = self.exchange
@@ -681,10 +807,18 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         parser = self.parser
+        if parser is None or self.exchange is None:
+            return
         status = parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self._headers = []              # an interim response: not forwarded, wait for the final one
             return
+        if len(self._reason) + 15 + sum(len(n) + len(v) + 4 for n, v in self._headers) \
+                > self.exchange.proxy.config.limits.max_response_header_size:
+            self._head_too_large(self.exchange)
+            return
+        self.head_done = True
+        self.exchange.activity = time.monotonic()
         headers = self._headers
         te = next((v for n, v in headers if n.lower() == b"transfer-encoding"), b"")
         chunked = b"chunked" in te.lower()

@@ -65,15 +65,22 @@ class BackendState:
             self.failures = 0
             return
         self.failures += 1
-        if self.failures >= self.pool.outlier.failures and time.monotonic() >= self.ejected_until:
-            self.ejected_until = time.monotonic() + self.pool.outlier.ejection
-            self.ejections += 1
-            self.failures = 0
-            self.up_since = self.ejected_until      # back from ejection: slow start again
-            if self.health is not None:
-                self.health.state = "down"          # must pass `rise` active checks to return
-            log.warning("backend %s ejected for %.0f s after %d consecutive failures", self.address,
-                        self.pool.outlier.ejection, self.pool.outlier.failures)
+        if self.failures >= self.pool.outlier.failures:
+            self.eject(f"{self.pool.outlier.failures} consecutive failures")
+
+    def eject(self, why: str) -> None:
+        """Take the backend out for `outlier.ejection` seconds (with an active check: until `rise` passes).
+        A refused connection ejects at once: nothing listens there, the next request would fail too."""
+        now = time.monotonic()
+        self.failures = 0
+        if now < self.ejected_until:
+            return                                  # already out (requests that were in flight tell again)
+        self.ejected_until = now + self.pool.outlier.ejection
+        self.ejections += 1
+        self.up_since = self.ejected_until          # back from ejection: slow start again
+        if self.health is not None:
+            self.health.state = "down"              # must pass `rise` active checks to return
+        log.warning("backend %s ejected for %.0f s: %s", self.address, self.pool.outlier.ejection, why)
 
     def close_idle(self) -> None:
         while self.idle:
@@ -99,6 +106,7 @@ class PoolState:
             self.backends.append(state)
         self.by_address = {b.address: b for b in self.backends}
         self.balancer = make_balancer(config.algorithm, config.hash)
+        self.sticky_ids: tuple[str, dict[str, BackendState]] | None = None   # (secret, by ID): core._sticky_ids
         self._tasks: list[asyncio.Task] = []
 
     def usable(self) -> list[BackendState]:
