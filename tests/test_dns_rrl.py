@@ -196,3 +196,35 @@ def test_config_problems_name_file_and_line(tmp_path):
                      ":4: rrl exempt: 'nonsense' is not an address or CIDR",
                      ":5: rrl burstt: unknown key"):
         assert expected in text, text
+
+
+# --- amplification: what RRL bounds -----------------------------------------------------------------
+
+BIG_TXT_ZONE = """\
+origin: amp.example.
+ttl: 300
+soa: {mname: ns1.amp.example., rname: hostmaster.amp.example., minimum: 60}
+records:
+  "@": {NS: [ns1.amp.example.]}
+  ns1: {A: 192.0.2.53}
+  t: {TXT: [AAAA, BBBB, CCCC, DDDD]}
+""".replace("AAAA", "a" * 250).replace("BBBB", "b" * 250).replace("CCCC", "c" * 250).replace("DDDD", "d" * 250)
+
+
+def test_gslb_check_prints_the_worst_amplification(tmp_path):
+    """`gslb check` names the largest UDP answer and its factor: a 1 kB TXT set under EDNS 1232 answers a
+    ~30-byte query with ~1,050 bytes (over 25x); without EDNS it would be truncated to 512."""
+    import subprocess
+    import sys
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    (zones / "amp.yaml").write_text(BIG_TXT_ZONE)
+    from conftest import REGIONS_YAML
+    (tmp_path / "regions.yaml").write_text(REGIONS_YAML)
+    out = subprocess.run([sys.executable, "-m", "gslb", "check", str(zones), "--data", str(tmp_path)],
+                         check=False, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("largest UDP answer"))
+    assert line.startswith("largest UDP answer: t.amp.example. TXT (EDNS payload 1232): ")
+    factor = float(line.split("amplification ")[1].split("x")[0])
+    assert 25 < factor < 40 and "rrl: at most 200 answers/s per /24" in line

@@ -46,4 +46,20 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for zone in sorted(zones.values(), key=lambda z: z.origin):
         print(f"{zone.file}: ok: {zone.origin} ({len(zone.names)} names, {len(zone.pools)} pools)")
+    _print_amplification(zones, regions, config)
     return 0
+
+
+def _print_amplification(zones, regions, config) -> None:
+    """The largest UDP answer over its query, and what RRL lets one prefix reflect (docs/security.md)."""
+    from gslb.dns.amplification import worst_answer
+    worst = worst_answer(zones, regions) if zones else None
+    if worst is None:
+        return
+    asked = "EDNS payload 1232" if worst.edns else "no EDNS"
+    rrl = config.rrl
+    limit = (f"rrl: at most {rrl.responses_per_second} answers/s per /{rrl.ipv4_prefix} (IPv4), "
+             f"{rrl.responses_per_second * worst.answer_size // 1000} kB/s" if rrl.enabled else "rrl: off")
+    print(f"largest UDP answer: {worst.name} {worst.qtype} ({asked}): {worst.answer_size} bytes for a "
+          f"{worst.query_size}-byte query, amplification {worst.factor:.1f}x ({worst.names_checked} names checked; "
+          f"{limit})")
