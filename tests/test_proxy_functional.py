@@ -330,15 +330,21 @@ def test_tls_listener(backends, tmp_path, proxy):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
                     "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
     port = free_port()
-    text = config([a]).replace("listen: [", f'listen: [{{address: "127.0.0.1:{port}", tls: {{cert: {cert}, key: {key}}}}}, ', 1)
-    proxy(text)
+    text = config([a], extra_pool="    sticky: {cookie: PIN, ttl: 60}\n").replace(
+        "listen: [", f'listen: [{{address: "127.0.0.1:{port}", tls: {{cert: {cert}, key: {key}}}}}, ', 1)
+    px = proxy(text)
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=5)
     conn.request("GET", "/headers")
-    body = json.loads(conn.getresponse().read())
+    resp = conn.getresponse()
+    body = json.loads(resp.read())
     assert body["headers"]["X-Forwarded-Proto"] == "https" and conn.sock.version() in ("TLSv1.2", "TLSv1.3")
+    assert resp.getheader("Set-Cookie").endswith("; Secure")          # a pin made over TLS stays on TLS
+    plain = http.client.HTTPConnection(*px.server.addresses[1], timeout=5)
+    assert "Secure" not in request(px, conn=plain)[1]["set-cookie"]
+    plain.close()
 
 
 def test_metrics_count_requests(backends, proxy):
