@@ -181,6 +181,57 @@ def test_idle_timeout_between_messages(serve):
     assert guard(srv).closed_message_timeout == 0
 
 
+BIG_TXT = ", ".join(f'"{i:03d}{"x" * 250}"' for i in range(60))
+BIG_ZONE = f"""\
+origin: big.test.
+soa: {{mname: ns1.big.test., rname: h.big.test.}}
+records:
+  "@": {{NS: ns1.other.test.}}
+  big: {{TXT: [{BIG_TXT}]}}
+"""
+
+
+def test_a_client_that_does_not_read_its_answers_is_closed(serve):
+    """Pipelined queries for 15 KB answers and no reading: once its write buffer is full the server stops
+    reading too, and the idle timer closes the connection instead of holding unread answers for ever."""
+    srv = serve({"big.yaml": BIG_ZONE}, config_yaml="tcp: {idle_timeout: 0.5, message_timeout: 2}\n")
+    wire = dns.message.make_query("big.big.test", "TXT").to_wire()
+    framed = (struct.pack("!H", len(wire)) + wire) * 1000     # 15 MB of answers: more than kernels buffer
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((srv.host, srv.port))
+    sock.settimeout(1)
+    try:
+        try:
+            sock.sendall(framed)
+        except (TimeoutError, ConnectionError):
+            pass
+        until(lambda: guard(srv).closed_idle == 1, 5, "the idle timer closed the non-reading client")
+        until(lambda: guard(srv).open == 0, 2, "released")
+        assert srv.server.handler.responses[1][0] < 1000   # it stopped reading queries
+    finally:
+        sock.close()
+
+
+def test_pipelined_queries_with_big_answers_are_all_answered_in_order(serve):
+    """Flow control loses nothing: 300 queries sent at once (4.5 MB of answers), then read; every answer
+    comes, in order, although the server paused reading while the client was not reading."""
+    srv = serve({"big.yaml": BIG_ZONE}, config_yaml="tcp: {idle_timeout: 5, message_timeout: 2}\n")
+    queries = [dns.message.make_query("big.big.test", "TXT") for _ in range(300)]
+    for i, q in enumerate(queries):
+        q.id = i
+    payload = b"".join(struct.pack("!H", len(w)) + w for w in (q.to_wire() for q in queries))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((srv.host, srv.port))
+    try:
+        sock.sendall(payload)                     # 11 KB: fits the buffers, the answers do not
+        ids = [dns.query.receive_tcp(sock, time.time() + 5)[0].id for _ in queries]
+    finally:
+        sock.close()
+    assert ids == list(range(300))
+
+
 # ---- the caps -------------------------------------------------------------------------------------------
 
 def test_per_client_cap(serve):

@@ -121,7 +121,8 @@ class TcpServer(asyncio.Protocol):
     The guard admits it (or it is closed at once, counted). Between messages the idle timer runs; once
     the first byte of a message arrives, the whole message must arrive within `message_timeout`, and
     further bytes do not extend that deadline (slow-loris). A client that stops reading its answers
-    stops being read (flow control), so its idle timer closes it.
+    stops being read and answered (flow control: at most one write buffer of answers is held for it), and
+    its idle timer closes it.
     """
 
     def __init__(self, handler: Callable[[bytes, str, bool], bytes | None], guard: TcpGuard):
@@ -133,6 +134,7 @@ class TcpServer(asyncio.Protocol):
         self.admitted = False
         self.timer: asyncio.TimerHandle | None = None
         self.in_message = False          # the timer is a message deadline (else the idle timer)
+        self.writing_paused = False      # the client is not reading: answer nothing more until it does
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -161,9 +163,13 @@ class TcpServer(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if not self.admitted or self.transport.is_closing():
             return
-        buffer = self.buffer + data if self.buffer else data
-        pos, answered = 0, False
-        while len(buffer) - pos >= 2:
+        self.buffer = self.buffer + data if self.buffer else data
+        self._answer()
+
+    def _answer(self) -> None:
+        """Answer the whole messages in the buffer, in order, then set the timer for what is left."""
+        buffer, pos, answered = self.buffer, 0, False
+        while not self.writing_paused and len(buffer) - pos >= 2:
             length = (buffer[pos] << 8) | buffer[pos + 1]
             if len(buffer) - pos < 2 + length:
                 break
@@ -176,18 +182,23 @@ class TcpServer(asyncio.Protocol):
                 return
             self.transport.write(struct.pack("!H", len(out)) + out)
         self.buffer = buffer[pos:] if pos else buffer
-        if not self.buffer:
+        if not self.buffer or self.writing_paused:
+            # Waiting for the client: to send its next query, or to read the answers it has.
             self._start_timer(self.guard.idle_timeout(), message=False)
         elif answered or not self.in_message:
             # The next message's first byte is here: its deadline starts now and later bytes keep it.
             self._start_timer(self.guard.limits.message_timeout, message=True)
 
     def pause_writing(self) -> None:
-        self.transport.pause_reading()   # the client does not read its answers: stop taking queries
+        self.writing_paused = True
+        if not self.transport.is_closing():
+            self.transport.pause_reading()   # the client does not read its answers: stop taking queries
 
     def resume_writing(self) -> None:
+        self.writing_paused = False
         if not self.transport.is_closing():
             self.transport.resume_reading()
+            self._answer()                   # the queries that arrived meanwhile
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.timer is not None:
