@@ -15,7 +15,6 @@ from gslb.api.jsonbody import BadJson, read_json
 from gslb.api.keys import SERVER
 from gslb.config.model import Target
 from gslb.dns.metrics import dns_guard_metrics
-from gslb.dns.metrics import dns_guard_metrics
 from gslb.health.intake import ReportRefused
 from gslb.health.report import ReportTooLarge, decode_report, inflate
 from gslb.health.signing import HEADER, Verifier, bearer_ok
@@ -252,7 +251,6 @@ async def get_metrics(request: web.Request) -> web.Response:
                   for rcode, count in enumerate(counts) if count]
     lines += ["# HELP gslb_dns_dropped_total Messages not answered (too short, or responses).",
               "# TYPE gslb_dns_dropped_total counter", f"gslb_dns_dropped_total {handler.dropped}"]
-    lines += dns_guard_metrics(handler)
     lines += dns_guard_metrics(handler)
     tcp = server.tcp_guard
     lines += ["# HELP gslb_dns_tcp_connections Open DNS TCP connections (this process).",
