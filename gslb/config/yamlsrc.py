@@ -127,15 +127,17 @@ def _refuse_aliases(root: yaml.Node, filename: str) -> None:
             raise ConfigError([Problem(filename, line, f"{_REFUSED} (an alias repeats the value anchored on "
                                                        f"line {node.start_mark.line + 1}; write the value out)")])
         seen.add(id(node))
+        # Children go on the stack last first, so that the walk is in file order and the alias (the
+        # second use) is the one reported, not the anchor.
         if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
+            for key, value in reversed(node.value):
                 if key.tag == _MERGE_TAG:
                     raise ConfigError([Problem(filename, key.start_mark.line + 1,
                                                f"{_REFUSED} (merge key '<<'; write the keys out)")])
-                stack.append((key, key.start_mark.line + 1))
                 stack.append((value, key.start_mark.line + 1))
+                stack.append((key, key.start_mark.line + 1))
         elif isinstance(node, yaml.SequenceNode):
-            stack.extend((child, node.start_mark.line + 1) for child in node.value)
+            stack.extend((child, node.start_mark.line + 1) for child in reversed(node.value))
 
 
 def load_yaml(text: str, filename: str) -> Any:
