@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from dnslib import QTYPE, RCODE
 
-from gslb.config.model import Zone
+from gslb.config.model import Target, Zone
 from gslb.dns.authority import lookup
 from gslb.health.snapshot import HealthSnapshot
 from gslb.steering.client import Client
@@ -58,6 +58,7 @@ def explain(zones: Mapping[str, Zone], name: str, qtype: str, client: Client, he
     location = locator.locate(client.address)
     p = plan(ref.zone, ref.pool, ref.family, location, health, data)
     out.lines += list(p.trace)
+    out.lines += _prober_errors(ref.zone.pools.get(ref.pool), health)
     if p.outcome != "answer":
         out.rcode = "SERVFAIL" if p.outcome == "servfail" else out.rcode
         out.lines.append(f"answer: {p.outcome.upper()}")
@@ -71,3 +72,17 @@ def explain(zones: Mapping[str, Zone], name: str, qtype: str, client: Client, he
     mode = "rendezvous hash of " + client.affinity_key if p.affinity else "weighted random"
     out.lines.append(f"answer ({mode}, ttl {p.ttl}, ecs scope /{ecs_scope(p, client)}): " + ", ".join(chosen))
     return out
+
+
+def _prober_errors(pool, health: HealthSnapshot) -> list[str]:
+    """A note per endpoint a prober region could not check itself: its state is held, not voted."""
+    if pool is None or pool.check is None:
+        return []
+    lines = []
+    for site in pool.sites:
+        for endpoint in site.endpoints:
+            for region, view in sorted(health.of(Target(endpoint.address, pool.check)).regions.items()):
+                if view.prober_error:
+                    lines.append(f"  note: prober {region} could not check {endpoint.address} itself (prober "
+                                 f"error, not a vote; its last state {view.state} holds): {view.prober_error}")
+    return lines
