@@ -27,7 +27,7 @@ from httpsite import HttpSite, LoopThread, free_port
 
 from gslb.config.dnslimits import TcpLimits
 from gslb.config.server import load_server_config
-from gslb.dns.tcpguard import BUSY_IDLE_TIMEOUT, effective_max_connections, fd_reserve
+from gslb.dns.tcpguard import BUSY_IDLE_TIMEOUT, EVICT_AFTER, effective_max_connections, fd_reserve
 from gslb.errors import ConfigError
 
 STATIC = "static.gslb.example.com"
@@ -264,6 +264,7 @@ def test_total_cap_and_a_shorter_idle_timeout_under_load(serve):
     slots taken, a connection's idle timeout drops to BUSY_IDLE_TIMEOUT; those armed before keep theirs."""
     srv = serve({"example.yaml": EXAMPLE_ZONE},
                 config_yaml="tcp: {max_connections: 4, max_per_client: 4, idle_timeout: 30}\n")
+    guard(srv).evict_after = 60                 # nothing is stalled long enough to make room: refused
     calm = [connect(srv, f"127.0.0.{10 + i}") for i in range(2)]       # 2 of 4 open: not busy
     try:
         for sock in calm:
@@ -284,6 +285,37 @@ def test_total_cap_and_a_shorter_idle_timeout_under_load(serve):
             assert addresses(tcp_query(sock)) == STATIC_ADDRESSES
     finally:
         for sock in calm:
+            sock.close()
+
+
+def test_at_the_cap_the_longest_stalled_connection_makes_room(serve):
+    """A newcomer at the total cap closes the connection longest without a whole message (here one that
+    trickled a byte of a message), not the ones that just asked; with nothing stalled it is refused."""
+    srv = serve({"example.yaml": EXAMPLE_ZONE},
+                config_yaml="tcp: {max_connections: 3, max_per_client: 3, idle_timeout: 30, message_timeout: 30}\n")
+    guard(srv).evict_after = 0                         # the oldest is evicted whatever its age
+    stalled = connect(srv, "127.0.0.40")
+    stalled.sendall(b"\x01")                           # a 256+ byte message that never comes
+    until(lambda: guard(srv).open == 1, 2, "the stalled connection admitted")
+    busy = [connect(srv, f"127.0.0.{41 + i}") for i in range(2)]
+    try:
+        for sock in busy:
+            assert addresses(tcp_query(sock)) == STATIC_ADDRESSES
+        newcomer = connect(srv, "127.0.0.43")
+        assert addresses(tcp_query(newcomer)) == STATIC_ADDRESSES
+        assert closed_by_peer(stalled, 2), "the stalled connection was kept"
+        assert guard(srv).evicted == 1 and guard(srv).refused_total_cap == 0
+        for sock in busy:                              # the ones that asked were left alone
+            assert addresses(tcp_query(sock)) == STATIC_ADDRESSES
+        guard(srv).evict_after = 60
+        refused = connect(srv, "127.0.0.44")
+        assert closed_by_peer(refused, 2), "a connection over the cap was kept with nothing stalled"
+        refused.close()
+        assert guard(srv).refused_total_cap == 1 and guard(srv).open == 3
+        newcomer.close()
+    finally:
+        stalled.close()
+        for sock in busy:
             sock.close()
 
 
@@ -483,18 +515,21 @@ def test_slow_loris_from_one_host_leaves_dns_the_api_and_health_alone(served):
 
 def test_slow_loris_from_many_hosts_stops_at_the_descriptor_reserve(served):
     """300 trickling connections from 10 addresses, each under the per-client cap: the total cap
-    (256 - 64 reserved = 192) holds them, so UDP, the API and the prober keep their descriptors; once the
-    attack ends TCP answers again at once."""
+    (256 - 64 reserved = 192) holds them, so UDP, the API and the prober keep their descriptors, and a
+    fresh TCP client still gets its answer: it evicts the connection stalled longest."""
     dns_port, api_port, _ = served
     attack = SlowLoris(dns_port, [f"127.0.1.{i}" for i in range(1, 11)], 30)
     try:
         until(lambda: attack.attempts >= 300, 10, "every attacking connection tried")
-        _, most_open = _hold_under(attack, dns_port, api_port, 3.0, tcp_source=None)
+        until(lambda: _metric(_get(api_port, "/metrics"), 'gslb_dns_tcp_refused_total{cap="total"}') > 0,
+              10, "the cap reached")
+        time.sleep(EVICT_AFTER)      # the burst that filled the cap is now old enough to be evicted
+        _, most_open = _hold_under(attack, dns_port, api_port, 3.0, tcp_source="127.0.0.1")
         metrics = _get(api_port, "/metrics")
     finally:
         attack.close()
     assert _metric(metrics, "gslb_dns_tcp_connections_max") == NOFILE - fd_reserve(NOFILE)
-    assert most_open == NOFILE - fd_reserve(NOFILE)   # the cap was reached, and held
+    assert most_open <= NOFILE - fd_reserve(NOFILE)   # the cap held (reached: refused and evicted below)
     assert _metric(metrics, 'gslb_dns_tcp_refused_total{cap="total"}') > 0
+    assert _metric(metrics, "gslb_dns_tcp_evicted_total") > 0
     assert _states(api_port) == {A: "up", B: "up"}
-    until(lambda: _tcp(dns_port, "127.0.0.1") == [A, B], 5, "TCP answering after the attack")

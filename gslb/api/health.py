@@ -261,6 +261,8 @@ async def get_metrics(request: web.Request) -> web.Response:
               "# TYPE gslb_dns_tcp_refused_total counter",
               f'gslb_dns_tcp_refused_total{{cap="total"}} {tcp.refused_total_cap}',
               f'gslb_dns_tcp_refused_total{{cap="client"}} {tcp.refused_client_cap}',
+              "# HELP gslb_dns_tcp_evicted_total DNS TCP connections stalled longest, closed at the cap for a newcomer.",
+              "# TYPE gslb_dns_tcp_evicted_total counter", f"gslb_dns_tcp_evicted_total {tcp.evicted}",
               "# HELP gslb_dns_tcp_timeouts_total DNS TCP connections closed idle or with a message not whole in time.",
               "# TYPE gslb_dns_tcp_timeouts_total counter",
               f'gslb_dns_tcp_timeouts_total{{timeout="idle"}} {tcp.closed_idle}',

@@ -140,7 +140,7 @@ class TcpServer(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if peer else "?"
-        if not self.guard.admit(self.peer):
+        if not self.guard.admit(self.peer, self):
             transport.abort()            # over a cap: the descriptor is freed now, the client can try elsewhere
             return
         self.admitted = True
@@ -151,6 +151,11 @@ class TcpServer(asyncio.Protocol):
             self.timer.cancel()
         self.in_message = message
         self.timer = asyncio.get_running_loop().call_later(seconds, self._expire)
+
+    def evict(self) -> None:
+        """Closed by the guard to admit a newcomer at the total cap: the slot is free at once."""
+        self._release()
+        self.transport.abort()
 
     def _expire(self) -> None:
         self.timer = None
@@ -176,6 +181,7 @@ class TcpServer(asyncio.Protocol):
             message = buffer[pos + 2:pos + 2 + length]
             pos += 2 + length
             answered = True
+            self.guard.message_done(self)
             out = self.handler(message, self.peer, True)
             if out is None:
                 self.transport.close()   # junk on a stream: nothing sane follows it
@@ -201,12 +207,15 @@ class TcpServer(asyncio.Protocol):
             self._answer()                   # the queries that arrived meanwhile
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._release()
+
+    def _release(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
         if self.admitted:
             self.admitted = False
-            self.guard.release(self.peer)
+            self.guard.release(self.peer, self)
 
 
 def parse_listen(text: str, default_port: int = 5353) -> tuple[str, int]:

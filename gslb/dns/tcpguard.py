@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import resource
 import time
+from typing import Protocol
 
 from gslb.config.dnslimits import TcpLimits
 
@@ -26,6 +27,7 @@ log = logging.getLogger("gslb.dns")
 
 FD_RESERVE_MIN = 64
 BUSY_IDLE_TIMEOUT = 1.0       # idle timeout while more than half of the cap is in use (RFC 7766 6.2.3)
+EVICT_AFTER = 0.25            # at the cap, a connection this long without a whole message makes room
 REFUSAL_LOG_INTERVAL = 60.0   # a cap being hit is logged at most this often, with the counts
 
 
@@ -46,11 +48,20 @@ def effective_max_connections(configured: int, soft_limit: int | None = None) ->
     return max(1, min(configured, soft_limit - fd_reserve(soft_limit)))
 
 
+class Evictable(Protocol):
+    def evict(self) -> None: ...
+
+
 class TcpGuard:
     """The DNS TCP connections of one process, over every listen address, and why some were closed.
 
-    The counters are plain integers for /metrics: connections refused by each cap and closed by each
-    timeout since start.
+    At the total cap a newcomer is not simply refused: the connection that has gone longest without a
+    whole message (idle, or trickling one in) is closed to make room, if that is at least EVICT_AFTER
+    ago. A slow-loris from many addresses therefore holds slots only until real clients arrive, while
+    a real client, whose query arrives in one segment, is never the oldest for long.
+
+    The counters are plain integers for /metrics: connections refused by each cap, evicted, and closed
+    by each timeout since start.
     """
 
     def __init__(self, limits: TcpLimits, max_connections: int | None = None):
@@ -61,29 +72,49 @@ class TcpGuard:
         self.max_per_client = min(limits.max_per_client, self.max_connections)
         self.open = 0
         self.by_client: dict[str, int] = {}
+        self.last_message: dict[Evictable, float] = {}   # oldest first: when each last completed a message
         self.refused_total_cap = 0      # closed at once: max_connections reached
         self.refused_client_cap = 0     # closed at once: max_per_client reached for that address
+        self.evicted = 0                # closed at the total cap to admit a newcomer
+        self.evict_after = EVICT_AFTER
         self.closed_idle = 0            # closed after the idle timeout between messages
         self.closed_message_timeout = 0  # closed because a message did not arrive whole in time
         self._next_log = 0.0
 
-    def admit(self, client: str) -> bool:
-        """Count a new connection from `client`; False (and counted as refused) when a cap is reached."""
-        if self.open >= self.max_connections:
-            self.refused_total_cap += 1
-            self._log_refusal()
-            return False
+    def admit(self, client: str, conn: Evictable) -> bool:
+        """Count a new connection from `client`; False (and counted as refused) when a cap is reached
+        and no stalled connection can be evicted to make room."""
         held = self.by_client.get(client, 0)
         if held >= self.max_per_client:
             self.refused_client_cap += 1
             self._log_refusal()
             return False
+        now = time.monotonic()
+        if self.open >= self.max_connections and not self._evict_stalled(now):
+            self.refused_total_cap += 1
+            self._log_refusal()
+            return False
         self.open += 1
         self.by_client[client] = held + 1
+        self.last_message[conn] = now
         return True
 
-    def release(self, client: str) -> None:
-        """A connection admitted for `client` has closed."""
+    def _evict_stalled(self, now: float) -> bool:
+        oldest, since = next(iter(self.last_message.items()), (None, now))
+        if oldest is None or now - since < self.evict_after:
+            return False
+        self.evicted += 1
+        oldest.evict()              # releases its slot now (connection_lost comes later, already released)
+        return True
+
+    def message_done(self, conn: Evictable) -> None:
+        """`conn` completed a message: it moves to the back of the eviction order."""
+        del self.last_message[conn]
+        self.last_message[conn] = time.monotonic()
+
+    def release(self, client: str, conn: Evictable) -> None:
+        """A connection admitted for `client` has closed (or was evicted)."""
+        del self.last_message[conn]
         self.open -= 1
         held = self.by_client.get(client, 0) - 1
         if held > 0:
