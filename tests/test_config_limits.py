@@ -195,3 +195,19 @@ def test_short_is_repr_for_small_values_and_bounded_for_big_ones():
         def __repr__(self):
             raise AssertionError("the whole value was repr()'d")
     assert short(NoRepr([NoRepr([1] * 10**5)] * 10**3), 30).startswith("[[1, 1, 1")
+
+
+@pytest.mark.parametrize(("name", "text", "load"), [
+    ("server.yaml", "health: {quorum: VALUE}\n", load_server_config),
+    ("server.yaml", "tcp: {idle_timeout: VALUE}\n", load_server_config),
+    ("server.yaml", "rrl: {slip: VALUE}\n", load_server_config),
+    ("proxy.yaml", "listen: VALUE\npools: {a: {backends: [127.0.0.1:8080]}}\n", load_proxy_config),
+])
+def test_a_huge_value_in_the_server_or_proxy_config_is_quoted_briefly(tmp_path, name, text, load):
+    path = tmp_path / name
+    path.write_text(text.replace("VALUE", "x" * 1_000_000))
+    with pytest.raises(ConfigError) as exc:
+        load(str(path))
+    found = problems(exc)
+    assert found and all(len(p) < len(str(path)) + 300 for p in found), [p[:300] for p in found]
+    assert any("'xxxx" in p and "..." in p for p in found), found

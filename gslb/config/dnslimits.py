@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gslb.config.yamlsrc import SourceMap
+from gslb.config.yamlsrc import SourceMap, short
 from gslb.errors import Problem
 
 TCP_KEYS = ("max_connections", "max_per_client", "idle_timeout", "message_timeout")
@@ -43,7 +43,7 @@ def parse_tcp_limits(src: Any, problems: list[Problem], where: tuple[str, int] =
     if src is None:
         return TcpLimits()
     if not isinstance(src, SourceMap):
-        problems.append(Problem(*where, f"tcp: {str(src)[:40]!r}, expected a mapping of "
+        problems.append(Problem(*where, f"tcp: {short(src, 40)}, expected a mapping of "
                                         f"{', '.join(TCP_KEYS)}"))
         return TcpLimits()
     values: dict[str, Any] = {}
@@ -54,14 +54,14 @@ def parse_tcp_limits(src: Any, problems: list[Problem], where: tuple[str, int] =
         elif key in _INT_RANGES:
             lo, hi = _INT_RANGES[key]
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-                problems.append(Problem(src.file, line, f"tcp {key}: {str(value)[:40]!r}, "
+                problems.append(Problem(src.file, line, f"tcp {key}: {short(value, 40)}, "
                                                         f"expected a number of connections {lo}..{hi}"))
             else:
                 values[key] = value
         else:
             lo, hi = _SECONDS_RANGES[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-                problems.append(Problem(src.file, line, f"tcp {key}: {str(value)[:40]!r}, "
+                problems.append(Problem(src.file, line, f"tcp {key}: {short(value, 40)}, "
                                                         f"expected seconds {lo}..{hi:g}"))
             else:
                 values[key] = float(value)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from gslb.config.yamlsrc import SourceMap
+from gslb.config.yamlsrc import SourceMap, short
 from gslb.errors import Problem
 
 HEALTH_KEYS = {"region", "embedded", "quorum", "secret", "state_dir", "state_max_age", "grace",
@@ -57,7 +57,7 @@ def parse_health_settings(src: SourceMap | None, problems: list[Problem],
     if src is None:
         return HealthSettings(secret=secret)
     if not isinstance(src, SourceMap):
-        problems.append(Problem(*where, f"health: {src!r}, expected a mapping"))
+        problems.append(Problem(*where, f"health: {short(src)}, expected a mapping"))
         return HealthSettings(secret=secret)
     values: dict[str, Any] = {"secret": secret}
 
@@ -77,11 +77,11 @@ def parse_health_settings(src: SourceMap | None, problems: list[Problem],
                                                         and value >= 1):
                 values[key] = value
             else:
-                bad(key, f"{value!r}, expected majority, any, all or a number of regions >= 1")
+                bad(key, f"{short(value)}, expected majority, any, all or a number of regions >= 1")
         elif key in ("state_max_age", "grace", "report_interval"):
             lo = 0.1 if key == "report_interval" else 0
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < lo:
-                bad(key, f"{value!r}, expected seconds >= {lo}")
+                bad(key, f"{short(value)}, expected seconds >= {lo}")
             else:
                 values[key] = float(value)
         elif key == "region_keys":
@@ -107,7 +107,7 @@ def _region_keys(value: Any, bad) -> Mapping[str, str] | None:
     keys = {}
     for region, key in value.items():
         if not isinstance(region, str) or not _REGION.fullmatch(region):
-            bad("region_keys", f"region name {str(region)[:40]!r}: letters, digits, '.', '_' or '-', up to 64")
+            bad("region_keys", f"region name {short(region, 40)}: letters, digits, '.', '_' or '-', up to 64")
         elif not isinstance(key, str) or len(key) < 16:
             bad("region_keys", f"{region}: expected a key of at least 16 characters")
         else:

@@ -13,7 +13,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from gslb.config.yamlsrc import SourceList, SourceMap
+from gslb.config.yamlsrc import SourceList, SourceMap, short
 from gslb.errors import Problem
 
 RRL_KEYS = {"responses_per_second", "burst", "slip", "ipv4_prefix", "ipv6_prefix", "exempt", "max_prefixes"}
@@ -50,7 +50,7 @@ def parse_rate_limit(src: Any, problems: list[Problem], where: tuple[str, int] =
     if src is None:
         return RateLimitSettings()
     if not isinstance(src, SourceMap):
-        problems.append(Problem(*where, f"rrl: {repr(src)[:40]}, expected a mapping (see docs/server.md)"))
+        problems.append(Problem(*where, f"rrl: {short(src, 40)}, expected a mapping (see docs/server.md)"))
         return RateLimitSettings()
     values: dict[str, Any] = {}
 
@@ -67,7 +67,7 @@ def parse_rate_limit(src: Any, problems: list[Problem], where: tuple[str, int] =
             if _int_in(value, low, high):
                 values[key] = value
             else:
-                bad(key, f"{repr(value)[:40]}, expected a whole number {low}..{high}")
+                bad(key, f"{short(value, 40)}, expected a whole number {low}..{high}")
         else:                                                        # exempt
             items = value if isinstance(value, list) else [] if value is None else [value]
             networks = []
@@ -76,7 +76,7 @@ def parse_rate_limit(src: Any, problems: list[Problem], where: tuple[str, int] =
                 try:
                     networks.append(str(ipaddress.ip_network(str(item), strict=False)))
                 except ValueError:
-                    problems.append(Problem(src.file, line, f"rrl exempt: {repr(item)[:40]} is not an address or "
+                    problems.append(Problem(src.file, line, f"rrl exempt: {short(item, 40)} is not an address or "
                                                             "CIDR like 192.0.2.0/24 or 2001:db8::/48"))
             values[key] = tuple(networks)
     if "burst" not in values and "responses_per_second" in values:

@@ -8,7 +8,7 @@ from typing import Any
 
 from gslb.config.check import parse_check
 from gslb.config.model import Check
-from gslb.config.yamlsrc import SourceList, SourceMap, load_yaml_file
+from gslb.config.yamlsrc import SourceList, SourceMap, load_yaml_file, short
 from gslb.errors import ConfigError, Problem
 
 ALGORITHMS = ("round_robin", "weighted_round_robin", "least_connections", "random", "power_of_two", "ewma",
@@ -145,7 +145,7 @@ class _P:
     def unknown(self, src: SourceMap, known: set[str], where: str) -> None:
         for key in src:
             if key not in known:
-                self.add(src, key, f"{where}unknown key {key!r} (known: {', '.join(sorted(known))})")
+                self.add(src, key, f"{where}unknown key {short(key)} (known: {', '.join(sorted(known))})")
 
     def mapping(self, src: SourceMap, key: str, known: set[str], where: str) -> SourceMap | None:
         """src[key] as a mapping with only `known` keys; None (and a problem if present) otherwise."""
@@ -161,7 +161,7 @@ class _P:
     def flag(self, src: SourceMap, key: str, default: bool, where: str) -> bool:
         value = src.get(key, default)
         if not isinstance(value, bool):
-            self.add(src, key, f"{where}{key} {value!r}, expected true or false")
+            self.add(src, key, f"{where}{key} {short(value)}, expected true or false")
             return default
         return value
 
@@ -169,7 +169,7 @@ class _P:
         value = src.get(key, default)
         ok = isinstance(value, int) if integer else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok or value < lo:
-            self.add(src, key, f"{where}{key} {value!r}, expected a number >= {lo}")
+            self.add(src, key, f"{where}{key} {short(value)}, expected a number >= {lo}")
             return default
         return value
 
@@ -185,7 +185,7 @@ def _listeners(src: Any, p: _P, top: SourceMap) -> tuple[Listener, ...]:
         hp = _hostport(address)
         if hp is None:
             p.add(items if isinstance(items, SourceList) else top, i if isinstance(items, SourceList) else "listen",
-                  f"listen: {address!r} is not ADDR:PORT")
+                  f"listen: {short(address)} is not ADDR:PORT")
             continue
         cert = key = None
         if tls is not None:
@@ -202,14 +202,14 @@ def _listeners(src: Any, p: _P, top: SourceMap) -> tuple[Listener, ...]:
 
 
 def _pool(name: str, src: Any, p: _P, fail_open: bool) -> UpstreamPool | None:
-    where = f"pool {name!r}: "
+    where = f"pool {short(name)}: "
     if not isinstance(src, SourceMap):
         p.add(src, None, f"{where}expected a mapping with backends")
         return None
     p.unknown(src, POOL_KEYS, where)
     algorithm = src.get("algorithm", "round_robin")
     if algorithm not in ALGORITHMS:
-        p.add(src, "algorithm", f"{where}algorithm {algorithm!r}, expected one of {', '.join(ALGORITHMS)}")
+        p.add(src, "algorithm", f"{where}algorithm {short(algorithm)}, expected one of {', '.join(ALGORITHMS)}")
         algorithm = "round_robin"
     backends = []
     pool_limit = p.number(src, "max_connections", 0, 0, where, True)   # each backend's, unless it sets one
@@ -222,7 +222,7 @@ def _pool(name: str, src: Any, p: _P, fail_open: bool) -> UpstreamPool | None:
         p.unknown(item, BACKEND_KEYS, f"{where}backend {i + 1}: ")
         hp = _hostport(item.get("address"))
         if hp is None:
-            p.add(raw, i, f"{where}backend {i + 1}: address {item.get('address')!r} is not HOST:PORT")
+            p.add(raw, i, f"{where}backend {i + 1}: address {short(item.get('address'))} is not HOST:PORT")
             continue
         backends.append(Backend(hp[0], hp[1], p.number(item, "weight", 1, 0, where, True),
                                 p.flag(item, "drain", False, where),
@@ -232,16 +232,16 @@ def _pool(name: str, src: Any, p: _P, fail_open: bool) -> UpstreamPool | None:
     if s is not None:
         cookie = s.get("cookie", "GSLBSTICKY")
         if not isinstance(cookie, str) or not cookie or any(c in cookie for c in ' ;=,"\t'):
-            p.add(s, "cookie", f"{where}sticky cookie {cookie!r}, expected a cookie name")
+            p.add(s, "cookie", f"{where}sticky cookie {short(cookie)}, expected a cookie name")
         sticky = Sticky(str(cookie), p.number(s, "ttl", 3600, 1, where, True))
     hash_key = src.get("hash", "ip")
     if not (hash_key == "ip" or str(hash_key).startswith(("header:", "cookie:"))):
-        p.add(src, "hash", f"{where}hash {hash_key!r}, expected ip, header:NAME or cookie:NAME")
+        p.add(src, "hash", f"{where}hash {short(hash_key)}, expected ip, header:NAME or cookie:NAME")
     outlier = Outlier()
     o = p.mapping(src, "outlier", {"failures", "ejection"}, where)
     if o is not None:
         outlier = Outlier(p.number(o, "failures", 5, 1, where, True), p.number(o, "ejection", 30.0, 0, where))
-    check = parse_check(src.get("check"), f"pool {name!r}", p.file, src.line_of("check"), p.problems)
+    check = parse_check(src.get("check"), f"pool {short(name)}", p.file, src.line_of("check"), p.problems)
     return UpstreamPool(name, tuple(backends), algorithm, check, sticky, str(hash_key),
                         p.number(src, "slow_start", 0.0, 0, where), outlier, p.flag(src, "fail_open", fail_open, where))
 
@@ -266,7 +266,7 @@ def _route(i: int, src: Any, pools: dict, p: _P) -> Route | None:
         p.add(src, None, f"{where}needs pool: NAME or pools: [{{pool: NAME, weight: N}}, ...]")
     for name, _ in targets:
         if name not in pools:
-            p.add(src, "pool" if "pool" in src else "pools", f"{where}pool {name!r} does not exist")
+            p.add(src, "pool" if "pool" in src else "pools", f"{where}pool {short(name)} does not exist")
     header = None
     if "header" in src:
         h = src["header"]
@@ -279,11 +279,11 @@ def _route(i: int, src: Any, pools: dict, p: _P) -> Route | None:
             p.add(src, "header", f"{where}header: expected 'Name: value' or {{Name: value}}")
     path = src.get("path", "/")
     if not isinstance(path, str) or not path.startswith("/"):
-        p.add(src, "path", f"{where}path {path!r} must start with /")
+        p.add(src, "path", f"{where}path {short(path)} must start with /")
         path = "/"
     host = src.get("host")
     if host is not None and (not isinstance(host, str) or not host or "*" in host.removeprefix("*.")):
-        p.add(src, "host", f"{where}host {host!r}, expected a name or *.domain")
+        p.add(src, "host", f"{where}host {short(host)}, expected a name or *.domain")
     host = None if host is None else str(host).lower()
     default = p.flag(src, "default", False, where)
     name = src.get("name")
@@ -305,7 +305,7 @@ def load_proxy_config(path: str) -> ProxyConfig:
     listen = _listeners(src.get("listen", ["127.0.0.1:8080"]), p, src)
     admin = _hostport(src.get("admin", "127.0.0.1:8081"))
     if admin is None:
-        p.add(src, "admin", f"admin: {src.get('admin')!r} is not ADDR:PORT")
+        p.add(src, "admin", f"admin: {short(src.get('admin'))} is not ADDR:PORT")
     pools = {}
     fail_open = p.flag(src, "fail_open", False, "")
     if not isinstance(src.get("pools"), SourceMap) or not src["pools"]:
