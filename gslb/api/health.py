@@ -11,13 +11,14 @@ from typing import Any
 from aiohttp import web
 from dnslib import RCODE
 
+from gslb.api.auth import operator_refusal
 from gslb.api.jsonbody import BadJson, read_json
 from gslb.api.keys import SERVER
 from gslb.config.model import Target
 from gslb.dns.metrics import dns_guard_metrics
 from gslb.health.intake import ReportRefused
 from gslb.health.report import ReportTooLarge, decode_report, inflate
-from gslb.health.signing import HEADER, Verifier, bearer_ok
+from gslb.health.signing import HEADER, Verifier
 from gslb.steering.decide import endpoint_usable
 
 
@@ -190,12 +191,11 @@ def _endpoint_addresses(server: Any) -> set[str]:
 
 async def post_status(request: web.Request) -> web.Response:
     """Operator override: {"status": "up" | "down" | "auto"} for an endpoint address (bearer secret)."""
+    refusal = operator_refusal(request)
+    if refusal is not None:
+        return refusal
     server = request.app[SERVER]
     service = server.health_service
-    if not service.settings.secret:
-        return _refuse("this server has no health secret: set health.secret or GSLB_SECRET", 403)
-    if not bearer_ok(service.settings.secret, request.headers.get("Authorization")):
-        return _refuse("missing or wrong bearer token")
     text = request.match_info["address"]
     try:
         parsed = ipaddress.ip_address(text)
