@@ -56,8 +56,8 @@ def test_bundled_zones_are_valid():
     assert result.returncode == 0
     assert result.stdout.splitlines() == [
         "zones/gslb.example.com.yaml: ok: gslb.example.com. (11 names, 3 pools)",
-        "largest UDP answer: gslb.example.com. NS (no EDNS): 130 bytes for a 34-byte query, amplification 3.8x "
-        "(11 names checked; rrl: at most 200 answers/s per /24 (IPv4), 26 kB/s)"]
+        ("largest UDP answer: gslb.example.com. NS (no EDNS): 130 bytes for a 34-byte query, amplification 3.8x "
+         "(11 names checked; rrl: at most 200 answers/s per /24 (IPv4), 26 kB/s)")]
 
 
 def test_missing_path_is_a_problem():
