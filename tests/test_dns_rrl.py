@@ -157,6 +157,17 @@ def test_prefix_lengths_and_ipv6():
     assert rrl.verdict("fe80::1%eth0") == PASS
 
 
+def test_buckets_are_per_question_case_folded():
+    """Like nsd and BIND: the same answer to the same network is limited, not every answer to it; a
+    query that differs only in ID or letter case (0x20) shares the bucket."""
+    rrl, _ = limiter(responses_per_second=1, burst=1, slip=0)
+    www = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x07example\x00\x00\x01\x00\x01"
+    www_again = b"\x56\x78" + www[2:12] + www[12:].replace(b"www", b"WwW")
+    mail = www[:12] + www[12:].replace(b"www", b"mx1")
+    assert [rrl.verdict("192.0.2.1", www), rrl.verdict("192.0.2.2", www_again)] == [PASS, DROP]
+    assert rrl.verdict("192.0.2.3", mail) == PASS                # another question: its own bucket
+
+
 def test_exempt_networks():
     rrl, _ = limiter(responses_per_second=1, burst=1, slip=0, exempt=("192.0.2.0/28", "2001:db8::/32"))
     assert {rrl.verdict("192.0.2.5") for _ in range(5)} == {PASS}

@@ -1,7 +1,9 @@
 """Response rate limiting (RRL) for DNS over UDP, per client prefix, like nsd and Knot.
 
 UDP sources can be spoofed: without a limit, a flood of small queries "from" a victim turns the server
-into an amplifier aimed at it. Each client prefix (/24, /56 by default) gets a token bucket kept as one
+into an amplifier aimed at it. As in nsd and BIND, what is limited is the same response to the same
+network: each (client prefix (/24, /56 by default), question) pair gets a token bucket, so a busy
+resolver farm asking many names is not slowed while a flood of one (large) answer is. The bucket is one
 integer, its "theoretical arrival time" (GCRA, the generic cell rate algorithm): a response is allowed
 while that time runs at most `burst` intervals ahead of now. A limited response is dropped, except every
 `slip`-th, which goes out as a minimal TC=1 answer (header and question: never larger than the query),
@@ -26,6 +28,7 @@ from gslb.config.rrl import RateLimitSettings
 
 PASS, DROP, SLIP = 0, 1, 2
 _V6 = 1 << 129               # IPv6 keys carry this bit so they never meet an IPv4 key
+QUESTION_BYTES = 12 + 300    # a question (255-octet name, type, class) and a typical OPT
 
 
 class RateLimiter:
@@ -51,8 +54,12 @@ class RateLimiter:
         self.slipped = 0          # limited responses sent as TC=1
         self._limited = 0
 
-    def verdict(self, client_ip: str) -> int:
-        """PASS, DROP or SLIP for one UDP query from `client_ip` (counted against its prefix)."""
+    def verdict(self, client_ip: str, query: bytes = b"") -> int:
+        """PASS, DROP or SLIP for one UDP query from `client_ip` (counted against its prefix and question).
+
+        The question is keyed by the query's bytes after the header (name, type, class and any OPT),
+        letter case folded (0x20), so a query that differs only in ID or case shares its bucket.
+        """
         key = self._keys.get(client_ip)
         if key is None:
             key = self._key_of(client_ip)
@@ -61,6 +68,7 @@ class RateLimiter:
             self._keys[client_ip] = key
         if key < 0:
             return PASS
+        key = hash((key, query[12:QUESTION_BYTES].lower()))
         now = self.clock()
         buckets = self.buckets
         tat = buckets.get(key, 0)

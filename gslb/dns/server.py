@@ -56,7 +56,7 @@ class Handler:
         table = self.table   # one table for the whole query, even if a reload swaps it meanwhile
         verdict = PASS
         if self.rate_limit is not None and not tcp:
-            verdict = self.rate_limit.verdict(client_ip)
+            verdict = self.rate_limit.verdict(client_ip, data)
             if verdict == DROP:
                 return None
         try:
