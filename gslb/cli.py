@@ -7,12 +7,24 @@ import argparse
 import importlib
 import logging
 import os
+from importlib import metadata
 
+DISTRIBUTION = "gslb-server"   # the name on PyPI; the command and the import package are `gslb`
 VERBS = ("serve", "check", "explain", "probe", "status", "proxy")
+
+
+def version() -> str:
+    """The installed distribution's version; gslb.__version__ when run from a tree that is not installed."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        from gslb import __version__
+        return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gslb", description="gslb: global server load balancer")
+    parser.add_argument("--version", action="version", version=f"gslb {version()}")
     parser.add_argument("--log-level", default=os.environ.get("GSLB_LOG_LEVEL", "INFO"),
                         help="DEBUG, INFO, WARNING or ERROR (default INFO, or $GSLB_LOG_LEVEL)")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
