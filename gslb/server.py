@@ -12,12 +12,13 @@ import logging
 import signal
 import socket
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
 from gslb.config.latency import load_latency_table
-from gslb.config.model import Target
+from gslb.config.model import Target, Zone
 from gslb.config.regions import load_regions
 from gslb.config.reloader import ZoneParser
 from gslb.config.server import ServerConfig
@@ -75,6 +76,12 @@ class Server:
     @property
     def health(self) -> HealthSnapshot:
         return self.health_service.snapshot
+
+    @property
+    def served_zones(self) -> Mapping[str, Zone]:
+        """The zones queries are answered from now: during a reload the store already holds the new
+        ones while their answer table is being built, and the API must not report them early."""
+        return self.handler.table.zones if self.handler is not None else {}
 
     def _build_table(self) -> AnswerTable:
         return AnswerTable(self.store.zones, self.health, self.steering, self.locator)

@@ -18,8 +18,8 @@ from gslb.steering.client import Client
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: 200 while the server runs and serves at least one zone."""
     server = request.app[SERVER]
-    ok = bool(server.store.zones)
-    return web.json_response({"ok": ok, "zones": len(server.store.zones)}, status=200 if ok else 503)
+    ok = bool(server.served_zones)
+    return web.json_response({"ok": ok, "zones": len(server.served_zones)}, status=200 if ok else 503)
 
 
 async def zones(request: web.Request) -> web.Response:
@@ -28,7 +28,7 @@ async def zones(request: web.Request) -> web.Response:
     loaded = [{
         "origin": z.origin, "serial": z.soa.serial, "file": z.file, "names": len(z.names),
         "pools": sorted(z.pools),
-    } for z in sorted(server.store.zones.values(), key=lambda z: z.origin)]
+    } for z in sorted(server.served_zones.values(), key=lambda z: z.origin)]
     files = [{
         "file": s.file, "origin": s.origin, "ok": s.ok, "loaded_at": s.loaded_at,
         "problems": [str(p) for p in s.problems],

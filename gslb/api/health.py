@@ -48,7 +48,7 @@ def health_document(server: Any) -> dict:
     service = server.health_service
     now = time.time()
     zones = []
-    for zone in sorted(server.store.zones.values(), key=lambda z: z.origin):
+    for zone in sorted(server.served_zones.values(), key=lambda z: z.origin):
         pools = []
         for pool in zone.pools.values():
             sites = [{"name": site.name, "status": site.status,
@@ -185,7 +185,7 @@ async def post_report(request: web.Request) -> web.Response:
 
 def _endpoint_addresses(server: Any) -> set[str]:
     """Every endpoint address of every loaded zone."""
-    return {endpoint.address for zone in server.store.zones.values() for pool in zone.pools.values()
+    return {endpoint.address for zone in server.served_zones.values() for pool in zone.pools.values()
             for site in pool.sites for endpoint in site.endpoints}
 
 
@@ -230,13 +230,13 @@ async def get_metrics(request: web.Request) -> web.Response:
     snapshot = monitor.snapshot
     now = time.time()
     lines = ["# HELP gslb_zone_serial SOA serial of each served zone.", "# TYPE gslb_zone_serial gauge"]
-    lines += [f'gslb_zone_serial{{zone="{z.origin}"}} {z.soa.serial}' for z in server.store.zones.values()]
+    lines += [f'gslb_zone_serial{{zone="{z.origin}"}} {z.soa.serial}' for z in server.served_zones.values()]
     lines += ["# HELP gslb_zone_file_ok 1 when the file's last load succeeded (else the last good zone serves).",
               "# TYPE gslb_zone_file_ok gauge"]
     lines += [f'gslb_zone_file_ok{{file="{st.file}"}} {int(st.ok)}' for st in server.store.status.values()]
     lines += ["# HELP gslb_endpoint_answered 1 when the endpoint may be answered (health, status, overrides).",
               "# TYPE gslb_endpoint_answered gauge"]
-    for zone in server.store.zones.values():
+    for zone in server.served_zones.values():
         for pool in zone.pools.values():
             for site in pool.sites:
                 for endpoint in site.endpoints:
