@@ -22,7 +22,7 @@ def parse(text: str) -> tuple[HealthSettings, list[str]]:
 def test_defaults(monkeypatch):
     monkeypatch.delenv("GSLB_SECRET", raising=False)
     assert parse_health_settings(None, []) == HealthSettings(
-        region="local", embedded=True, quorum="majority", secret=None, state_dir="state",
+        region=None, embedded=True, quorum="majority", secret=None, state_dir="state",
         state_max_age=300.0, grace=30.0, report_interval=1.0)
 
 

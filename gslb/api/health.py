@@ -35,7 +35,8 @@ def _endpoint_json(server: Any, pool, site, endpoint, now: float) -> dict:
         # do not make a new snapshot, but the operator should see them. `live`: counted in the quorum.
         out.update(state=health.state, since=health.since, reason=health.reason, regions={
             region: {"state": v.state, "rtt_ms": v.rtt_ms, "error": v.error, "updated": v.updated,
-                     "prober_error": v.prober_error, "live": rep.live(now)}
+                     "prober_error": v.prober_error, "live": rep.live(now),
+                     "counted": region in service.monitor.counted}
             for region, rep in sorted(service.monitor.regions.items())
             if (v := rep.views.get(target)) is not None})
     else:
@@ -61,29 +62,49 @@ def health_document(server: Any) -> dict:
     # `live`: counted in the quorum; a region is not when it is silent or `blind` (its prober could make
     # no check of late: only prober errors, e.g. out of file descriptors).
     probers = {name: {"last_report": rep.received, "age": now - rep.received, "interval": rep.interval,
-                      "live": rep.live(now), "targets": len(rep.views), "blind": rep.status.blind,
+                      "live": rep.live(now), "counted": name in monitor.counted, "standby": name == monitor.standby, "targets": len(rep.views), "blind": rep.status.blind,
                       "prober_errors": rep.status.errors_total, "last_prober_error": rep.status.last_error,
                       "last_prober_error_at": rep.status.last_error_at or None}
                for name, rep in monitor.regions.items()}
     intake = service.intake
     return {"region": service.settings.region, "fail_open": monitor.fail_open,
             "fail_open_total": monitor.fail_open_total, "version": monitor.snapshot.version,
-            "probers": probers, "reports": {"accepted": intake.accepted, "refused": dict(intake.refused)},
+            "probers": probers, "reports": {"accepted": intake.accepted, "refused": dict(intake.refused),
+                                            "refused_from": intake.refused_sources()},
             "zones": zones}
+
+
+def refused_source_lines(health: dict, now: float, indent: str = "  ") -> list[str]:
+    """One line per region (or address) whose prober reports were refused: a region that never
+    authenticates shows up here instead of simply missing."""
+    lines = []
+    for s in health.get("reports", {}).get("refused_from", []):
+        who = f"region {s['region']}" if s["region"] else "a prober naming no region"
+        accepted = "accepted since" if s["accepted_after"] else \
+            "REFUSED (none accepted since)" if s["ever_accepted"] else "REFUSED (never accepted)"
+        counts = ", ".join(f"{n} {r}" for r, n in sorted(s["refused"].items()))
+        lines.append(f"{indent}refused {who} from {s['peer'] or '?'}: {accepted}; {counts}, "
+                     f"last {now - s['last']:.0f} s ago: {s['last_message']}")
+    return lines
 
 
 def render_text(health: dict) -> str:
     """The health document as text, one line per endpoint and one per region's view (`gslb status`)."""
-    lines = [f"server region {health['region']}, health version {health['version']}"
+    region = health["region"] or "none (the embedded prober counts only while no named region reports)"
+    lines = [f"server region {region}, health version {health['version']}"
              + (", FAIL OPEN (no prober reporting)" if health["fail_open"] else "")]
     for region, p in sorted(health["probers"].items()):
         state = "live" if p["live"] else f"BLIND ({p['blind']}): not counted" if p.get("blind") else "SILENT"
+        if p.get("standby"):
+            state += ", stand-in (no health.region): " + ("counted, no named region is live" if p.get("counted")
+                                                          else "not counted while named regions report")
         errors = f", {p['prober_errors']} prober errors (last: {p['last_prober_error']})" \
             if p.get("prober_errors") else ""
         lines.append(f"  prober {region}: {state}, last report {p['age']:.1f} s ago, {p['targets']} targets{errors}")
     refused = {r: n for r, n in health.get("reports", {}).get("refused", {}).items() if n}
     if refused:
         lines.append("  reports refused: " + ", ".join(f"{n} {r}" for r, n in sorted(refused.items())))
+    lines += refused_source_lines(health, time.time())
     for zone in health["zones"]:
         for pool in zone["pools"]:
             lines.append(f"{zone['origin']} pool {pool['name']} ({pool['policy']}, check {pool['check'] or 'none'})")
@@ -98,6 +119,8 @@ def render_text(health: dict) -> str:
                         if v.get("prober_error"):
                             error += f" prober error (state holds): {v['prober_error']}"
                         silent = "" if v.get("live", True) else " (silent: not counted)"
+                        if v.get("live", True) and not v.get("counted", True):
+                            silent = " (stand-in: not counted)"
                         lines.append(f"      {region:<20} {v['state']:<8} rtt {rtt}{error}{silent}")
     return "\n".join(lines)
 
@@ -163,19 +186,20 @@ async def post_report(request: web.Request) -> web.Response:
         verifier = intake.begin(request.headers.get(HEADER), peer)
         encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding not in ("identity", "gzip"):
-            raise intake.refuse("malformed", f"Content-Encoding {encoding[:20]!r}: expected gzip or none", peer)
+            raise intake.refuse("malformed", f"Content-Encoding {encoding[:20]!r}: expected gzip or none", peer,
+                                verifier.sig.region)
         try:
             body = await _read_report(request, verifier)
         except ReportTooLarge:
-            raise intake.refuse("too_large", TOO_LARGE, peer) from None
+            raise intake.refuse("too_large", TOO_LARGE, peer, verifier.sig.region) from None
         sig = intake.check_mac(verifier, peer)
         try:
             region, interval, views, status = await asyncio.to_thread(
                 _parse_report, body, encoding == "gzip", service.known_ids)
         except ReportTooLarge:
-            raise intake.refuse("too_large", TOO_LARGE, peer) from None
+            raise intake.refuse("too_large", TOO_LARGE, peer, sig.region) from None
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
-            raise intake.refuse("malformed", f"not a report: {str(exc)[:200]}", peer) from None
+            raise intake.refuse("malformed", f"not a report: {str(exc)[:200]}", peer, sig.region) from None
         intake.admit(sig, region, peer)
     except ReportRefused as exc:
         return _refuse(str(exc), exc.status)

@@ -116,7 +116,9 @@ class Pusher:
         sent = gzipped or body
         key = self.region_key or self.secret
         assert key, "run() refuses to start without a key"
-        headers = {HEADER: sign(key, sent, region=self.region if self.region_key else None),
+        # The region is named even with the shared secret: a server that refuses the report can then
+        # say which region it refused (the body, which names it too, is not read unless the MAC is good).
+        headers = {HEADER: sign(key, sent, region=self.region),
                    "Content-Type": "application/json"}
         if gzipped is not None:
             headers["Content-Encoding"] = "gzip"

@@ -15,13 +15,16 @@ from gslb.errors import Problem
 HEALTH_KEYS = {"region", "embedded", "quorum", "secret", "state_dir", "state_max_age", "grace",
                "report_interval", "region_keys"}
 _REGION = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# The name the embedded prober reports under when `region` is not set. Such a prober is a stand-in: it
+# counts in the quorum only while no named region is live (docs/health-checks.md, "Quorum").
+UNNAMED_REGION = "local"
 
 
 @dataclass(frozen=True, slots=True)
 class HealthSettings:
     """How this server checks endpoints and combines the views of prober regions."""
 
-    region: str = "local"             # the embedded prober's region name (in regions.yaml for latency)
+    region: str | None = None         # this node's region: the embedded prober's (in regions.yaml for latency)
     embedded: bool = True             # run a prober inside `gslb serve`
     quorum: str | int = "majority"    # regions that must see a target down: majority | any | all | N
     secret: str | None = None         # shared secret for prober reports and overrides ($GSLB_SECRET)
@@ -32,6 +35,16 @@ class HealthSettings:
     # region -> key: a region listed here is believed only when its report is signed with its own key,
     # so a prober's key cannot speak for another region. Others sign with `secret`.
     region_keys: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def embedded_region(self) -> str:
+        """The name the embedded prober reports under: `region`, or UNNAMED_REGION when none is set."""
+        return self.region or UNNAMED_REGION
+
+    @property
+    def standby_region(self) -> str | None:
+        """The region that counts only while no other is live: the embedded prober's when it is unnamed."""
+        return UNNAMED_REGION if self.embedded and self.region is None else None
 
     def needed(self, regions: int) -> int:
         """How many of `regions` reporting regions must see a target down to withdraw it."""

@@ -3,6 +3,9 @@
 - Each region (the embedded prober, `gslb probe` processes) reports its views of every target.
 - A region that misses 3 report intervals is dropped from the quorum (logged), and so is a region
   whose prober says it is blind (only prober errors of late: it cannot see, so it does not vote).
+- The embedded prober of a node with no `health.region` is a stand-in (`settings.standby_region`): it
+  counts only while no named region is live, so it neither adds a vote nobody configured ("down in 3 of
+  4 regions" where the operator runs 3) nor leaves a single node without failover.
 - With no live region left, the last state holds for `grace` seconds, then every target is treated
   as up (fail open), logged and counted in `fail_open_total`.
 - Operator overrides (address -> up | down) ride along in the snapshot.
@@ -61,6 +64,9 @@ class HealthMonitor:
         self.fail_open_total = 0
         self._dead: set[str] = set()
         self._blind: set[str] = set()
+        self.standby = settings.standby_region     # counts only while no other region is live
+        self._standby_counted: bool | None = None
+        self.counted: frozenset[str] = frozenset()  # the regions the last combination counted
         self._last_live = clock()
         self._seeded = False
         self._mode: tuple[str, frozenset[str]] | None = None   # (live | grace | fail open, live regions)
@@ -131,6 +137,16 @@ class HealthMonitor:
                     self._blind.discard(name)
                     log.warning("prober region %s can check again: counted in the quorum", name)
                 live[name] = rep
+        if self.standby in live:
+            alone = len(live) == 1
+            if alone != self._standby_counted:
+                self._standby_counted = alone
+                log.info("embedded prober (no health.region, reporting as %s): %s", self.standby,
+                         "counted in the quorum, no named region is live" if alone
+                         else "not counted in the quorum while named regions report")
+            if not alone:
+                del live[self.standby]
+        self.counted = frozenset(live)
         return live
 
     def recompute(self, only: Iterable[Target] | None = None) -> None:

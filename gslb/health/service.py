@@ -47,7 +47,7 @@ class HealthService:
 
     async def start(self) -> None:
         if self.settings.embedded:
-            self.prober = Prober(self.settings.region, self._local_report, self.settings.report_interval)
+            self.prober = Prober(self.settings.embedded_region, self._local_report, self.settings.report_interval)
             self.prober.restore(self._restored)
             await self.prober.start()
             self.prober.set_targets(self.known.values())
