@@ -8,7 +8,9 @@ handler swaps to it in one assignment.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 import socket
 import time
@@ -72,6 +74,7 @@ class Server:
         self._tasks: list[asyncio.Task] = []
         self._runner: web.AppRunner | None = None
         self._reload_lock = asyncio.Lock()
+        self.worker_pids: tuple[int, ...] = ()    # `--workers N`: the DNS processes to tell about a reload
 
     @property
     def health(self) -> HealthSnapshot:
@@ -126,6 +129,12 @@ class Server:
             if table is not None:
                 self._swap_table(table)
             return table is not None
+
+    def signal_workers_reload(self) -> None:
+        """Make every DNS worker process reload its zones too (what SIGHUP to the main process does)."""
+        for pid in self.worker_pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
 
     def _swap_table(self, table: AnswerTable | None = None) -> None:
         """Make `table` (default: one built now for the current zones) the one queries use."""

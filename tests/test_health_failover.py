@@ -71,7 +71,7 @@ def test_killed_site_is_withdrawn_within_3s_and_returns(serve, sites):
 
 def test_health_api_and_operator_override(serve, sites):
     port, _ = sites
-    srv = serve({"f.yaml": zone(port)}, config_yaml="health: {secret: s3cret}\n")
+    srv = serve({"f.yaml": zone(port)}, config_yaml="health: {secret: s3cret}\napi: {token: op-t0ken}\n")
     api = f"http://{srv.api[0]}:{srv.api[1]}"
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not all(h.state == "up" for h in srv.server.health.targets.values()):
@@ -88,9 +88,10 @@ def test_health_api_and_operator_override(serve, sites):
 
     assert post({"status": "down"}, None) == 401
     assert post({"status": "down"}, "wrong") == 401
+    assert post({"status": "down"}, "s3cret") == 401          # the probers' key does not write
     assert answer(srv) == [A]
-    assert post({"status": "sideways"}, "s3cret") == 400
-    assert post({"status": "down"}, "s3cret") == 200
+    assert post({"status": "sideways"}, "op-t0ken") == 400
+    assert post({"status": "down"}, "op-t0ken") == 200
     assert answer(srv) == [B]
     with urllib.request.urlopen(f"{api}/v1/health", timeout=5) as resp:
         health = json.load(resp)
@@ -113,7 +114,7 @@ def test_health_api_and_operator_override(serve, sites):
     udp_noerror = next(line for line in metrics.splitlines()
                        if line.startswith('gslb_dns_responses_total{proto="udp",rcode="NOERROR"}'))
     assert int(udp_noerror.split()[-1]) == 2           # the two answer() calls above
-    assert post({"status": "auto"}, "s3cret") == 200
+    assert post({"status": "auto"}, "op-t0ken") == 200
     assert answer(srv) == [A]
 
 

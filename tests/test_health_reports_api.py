@@ -26,6 +26,7 @@ from gslb.health.snapshot import RegionView
 
 A, B = "127.0.0.81", "127.0.0.82"
 SECRET = "reports-test-shared-secret"
+TOKEN = "reports-test-operator-token"
 KEYS = {"eu-west-1": "eu-west-1-key-0123456789", "us-east-1": "us-east-1-key-0123456789"}
 
 
@@ -49,7 +50,8 @@ pools:
 @pytest.fixture
 def srv(serve):
     config = (f"health:\n  embedded: false\n  secret: {SECRET}\n  report_interval: 0.25\n"
-              f"  region_keys: {{eu-west-1: {KEYS['eu-west-1']}, us-east-1: {KEYS['us-east-1']}}}\n")
+              f"  region_keys: {{eu-west-1: {KEYS['eu-west-1']}, us-east-1: {KEYS['us-east-1']}}}\n"
+              f"api: {{token: {TOKEN}}}\n")
     return serve({"ra.yaml": zone(free_port(A))}, config_yaml=config)
 
 
@@ -180,7 +182,7 @@ def test_gslb_probe_signs_with_its_region_key(serve, tmp_path):
             site.close()
 
 
-AUTH = {"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"}
+AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
 
 def test_override_bodies_are_bounded_and_name_endpoints_that_exist(srv):

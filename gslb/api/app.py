@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 from dnslib import QTYPE
 
+from gslb.api.auth import operator_refusal, read_guard
 from gslb.api.health import add_health_routes
 from gslb.api.keys import SERVER
 from gslb.explain import explain
@@ -56,12 +57,28 @@ async def explain_handler(request: web.Request) -> web.Response:
     return web.json_response(result.as_json())
 
 
+async def reload_handler(request: web.Request) -> web.Response:
+    """POST /v1/reload (operator token): reload the zone files now, as SIGHUP does; DNS workers too."""
+    refusal = operator_refusal(request)
+    if refusal is not None:
+        return refusal
+    server = request.app[SERVER]
+    changed = await server.reload_async(force=True)
+    server.signal_workers_reload()
+    problems = [str(p) for s in server.store.status.values() for p in s.problems]
+    return web.json_response({
+        "ok": not problems, "changed": changed, "problems": problems,
+        "zones": [{"origin": z.origin, "serial": z.soa.serial}
+                  for z in sorted(server.store.zones.values(), key=lambda z: z.origin)]})
+
+
 def make_api_app(server: Any) -> web.Application:
-    """The API application for a running `gslb.server.Server`."""
-    app = web.Application()
+    """The API application for a running `gslb.server.Server` (reads pass `read_guard`)."""
+    app = web.Application(middlewares=[read_guard])
     app[SERVER] = server
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/v1/zones", zones)
     app.router.add_get("/v1/explain", explain_handler)
+    app.router.add_post("/v1/reload", reload_handler)
     add_health_routes(app)
     return app

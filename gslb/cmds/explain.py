@@ -10,6 +10,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from gslb.cmds.apiclient import api_request
 from gslb.config.latency import load_latency_table
 from gslb.config.regions import load_regions
 from gslb.config.zone import load_zones
@@ -52,7 +53,7 @@ def _ask_server(args: argparse.Namespace) -> dict | None:
         params["client"] = args.client or "127.0.0.1"
     url = f"{args.api.rstrip('/')}/v1/explain?{urllib.parse.urlencode(params)}"
     try:
-        with urllib.request.urlopen(url, timeout=3) as resp:
+        with urllib.request.urlopen(api_request(url), timeout=3) as resp:
             return json.load(resp)
     except (urllib.error.URLError, OSError):
         return None

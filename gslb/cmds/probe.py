@@ -14,6 +14,7 @@ import urllib.request
 
 import aiohttp
 
+from gslb.cmds.apiclient import api_request
 from gslb.config.model import Target
 from gslb.config.regions import load_regions
 from gslb.config.zone import load_zones
@@ -55,7 +56,7 @@ def load_targets(args: argparse.Namespace) -> list[Target]:
     :raises ConfigError: on a broken zone file. :raises OSError: when the server cannot be read.
     """
     if args.from_url:
-        with urllib.request.urlopen(f"{args.from_url.rstrip('/')}/v1/targets", timeout=10) as resp:
+        with urllib.request.urlopen(api_request(f"{args.from_url.rstrip('/')}/v1/targets"), timeout=10) as resp:
             return [target_from_key(key) for key in json.load(resp)["targets"]]
     zones = load_zones(args.zones or "zones", load_regions(os.path.join(args.data, "regions.yaml")))
     return zone_targets(zones)

@@ -43,6 +43,7 @@ def _install_loop() -> str:
 async def _run(config, children: tuple[int, ...] = (), **roles) -> int:
     from gslb.server import Server
     server = Server(config, **roles)
+    server.worker_pids = children         # POST /v1/reload reaches the workers too
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 
 from gslb.api.health import render_text
+from gslb.cmds.apiclient import api_request
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -20,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     url = f"{args.api.rstrip('/')}/v1/health"
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
+        with urllib.request.urlopen(api_request(url), timeout=5) as resp:
             health = json.load(resp)
     except (urllib.error.URLError, OSError) as exc:
         print(f"gslb status: cannot read {url}: {exc}")

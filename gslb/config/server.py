@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from gslb import __version__
+from gslb.config.api import key_problems, parse_api
 from gslb.config.dnslimits import TcpLimits, parse_tcp_limits
 from gslb.config.health import HealthSettings, parse_health_settings
 from gslb.config.limits import parse_limits
@@ -15,14 +18,19 @@ from gslb.config.yamlsrc import SourceMap, load_yaml_file, short
 from gslb.errors import ConfigError, Problem
 
 SERVER_KEYS = {"zones", "listen", "api", "data", "geoip", "regions", "latency", "query_log",
-               "reload_interval", "health", "workers", "tcp", "rrl", "limits"}
+               "reload_interval", "health", "workers", "tcp", "rrl", "limits", "node_id", "version"}
+MAX_NODE_ID = 255               # bytes: one TXT character-string (id.server.), and plenty for an NSID
 
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     zones: str = "zones"
     listen: tuple[str, ...] = ("127.0.0.1:5353",)
-    api: str | None = "127.0.0.1:8053"           # None or "off": no HTTP API
+    api: str | None = "127.0.0.1:8053"           # the API's listen address (api: or api.listen); None: off
+    api_token: str | None = None                  # api.token / $GSLB_API_TOKEN: operator writes
+    api_read_token: str | None = None             # api.read_token / $GSLB_API_READ_TOKEN: reads, when set
+    node_id: str = field(default_factory=socket.gethostname)   # NSID, CHAOS id.server. / hostname.bind.
+    version: str | None = None                    # CHAOS version.bind.; None: REFUSED
     data: str = "data"
     geoip: str | None = None                      # default: <data>/gslb-geo.mmdb when it exists
     regions: str | None = None                    # default: <data>/regions.yaml
@@ -57,7 +65,12 @@ def load_server_config(path: str | None) -> ServerConfig:
     """
     problems: list[Problem] = []
     if path is None:
-        return ServerConfig(health=parse_health_settings(None, problems))
+        api = parse_api(None, problems, ("?", 0), present=False)
+        health = parse_health_settings(None, problems)
+        problems += key_problems(api, health.secret, dict(health.region_keys), ("$GSLB_API_TOKEN", 0))
+        if problems:
+            raise ConfigError(problems)
+        return ServerConfig(health=health, api=api.listen, api_token=api.token, api_read_token=api.read_token)
     src = load_yaml_file(path)
     if src is None:
         src = SourceMap()
@@ -89,9 +102,23 @@ def load_server_config(path: str | None) -> ServerConfig:
                 problems.append(Problem(path, line, "workers: expected a number of processes 1..256"))
             else:
                 values[key] = value
-        elif key == "api":
-            values[key] = None if value in (None, False, "off") else str(value)
-        elif key not in ("health", "tcp", "rrl", "limits"):
+        elif key == "node_id":
+            if not isinstance(value, str) or not value.isprintable() or not 1 <= len(value.encode()) <= MAX_NODE_ID:
+                problems.append(Problem(path, line, f"node_id: {short(value)}, expected this node's name "
+                                                    f"(printable, 1..{MAX_NODE_ID} bytes)"))
+            else:
+                values[key] = value
+        elif key == "version":
+            if value is True:
+                values[key] = f"gslb {__version__}"
+            elif value is False or value is None:
+                values[key] = None
+            elif not isinstance(value, str) or not value.isprintable() or not 1 <= len(value.encode()) <= 255:
+                problems.append(Problem(path, line, f"version: {short(value)}, expected the text version.bind. "
+                                                    "answers (1..255 bytes), true for gslb's version, or false"))
+            else:
+                values[key] = value
+        elif key not in ("health", "tcp", "rrl", "limits", "api"):
             if not isinstance(value, str):
                 problems.append(Problem(path, line, f"{key}: expected a path"))
             else:
@@ -101,6 +128,13 @@ def load_server_config(path: str | None) -> ServerConfig:
     values["health"] = parse_health_settings(src.get("health"), problems, where=(path, src.line_of("health")))
     values["limits"] = parse_limits(src.get("limits"), problems, where=(path, src.line_of("limits")))
     values["tcp"] = parse_tcp_limits(src.get("tcp"), problems, where=(path, src.line_of("tcp")))
+    api = parse_api(src.get("api"), problems, (path, src.line_of("api")), present="api" in src)
+    values.update(api=api.listen, api_token=api.token, api_read_token=api.read_token)
+    health = values["health"]
+    api_src = src.get("api")
+    token_line = api_src.line_of("token") if isinstance(api_src, SourceMap) and "token" in api_src \
+        else src.line_of("api")
+    problems += key_problems(api, health.secret, dict(health.region_keys), (path, token_line))
     if problems:
         raise ConfigError(problems)
     return ServerConfig(**values)
