@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from dnslib import QTYPE, RCODE
 
-from gslb.config.model import Target, Zone
+from gslb.config.model import Zone
 from gslb.dns.authority import lookup
 from gslb.health.snapshot import HealthSnapshot
 from gslb.steering.client import Client
@@ -81,7 +81,7 @@ def _prober_errors(pool, health: HealthSnapshot) -> list[str]:
     lines = []
     for site in pool.sites:
         for endpoint in site.endpoints:
-            for region, view in sorted(health.of(Target(endpoint.address, pool.check)).regions.items()):
+            for region, view in sorted(health.of(pool.target_of(endpoint)).regions.items()):
                 if view.prober_error:
                     lines.append(f"  note: prober {region} could not check {endpoint.address} itself (prober "
                                  f"error, not a vote; its last state {view.state} holds): {view.prober_error}")

@@ -14,7 +14,6 @@ from dnslib import RCODE
 from gslb.api.auth import operator_refusal
 from gslb.api.jsonbody import BadJson, read_json
 from gslb.api.keys import SERVER
-from gslb.config.model import Target
 from gslb.dns.metrics import dns_guard_metrics
 from gslb.health.intake import ReportRefused
 from gslb.health.report import ReportTooLarge, decode_report, inflate
@@ -25,7 +24,7 @@ from gslb.steering.decide import endpoint_usable
 def _endpoint_json(server: Any, pool, site, endpoint, now: float) -> dict:
     service = server.health_service
     snapshot = service.snapshot
-    target = Target(endpoint.address, pool.check) if pool.check else None
+    target = pool.target_of(endpoint)
     health = snapshot.of(target) if target is not None else None
     usable, why = endpoint_usable(endpoint, site, pool, snapshot)
     out = {"address": endpoint.address, "weight": endpoint.weight, "status": endpoint.status,

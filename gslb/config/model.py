@@ -8,7 +8,7 @@ from __future__ import annotations
 import copyreg
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -16,7 +16,8 @@ Status = Literal["up", "down", "auto"]
 Policy = Literal["latency", "geo", "weighted", "failover"]
 AllDown = Literal["serve_all", "nodata", "servfail"]
 Affinity = Literal["none", "subnet"]
-CheckType = Literal["http", "https", "tcp", "dns"]
+CheckType = Literal["http", "https", "tcp", "dns", "file"]
+Missing = Literal["keep", "up", "down"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,10 +30,11 @@ class Check:
 
     type: CheckType = "http"
     port: int | None = None          # None: 80 for http, 443 for https, 53 for dns; required for tcp
-    path: str = "/"
+    path: str = "/"                  # http(s): the path asked; file: the health file (absolute)
     method: str = "GET"
     host: str | None = None          # Host header (http/https)
-    expect: tuple[int, ...] = (200,)  # accepted HTTP status codes
+    # Accepted HTTP status codes: a code (200), a class ("3xx") or a range ("200-299"); see accepts().
+    expect: tuple[int | str, ...] = (200,)
     body: str | None = None          # substring the response body must contain
     tls_verify: bool = True
     sni: str | None = None
@@ -42,12 +44,37 @@ class Check:
     timeout: float = 1.0
     rise: int = 2
     fall: int = 2
+    # Fields below were added later: statefile.target_key leaves them out while at their defaults, so
+    # the ids of checks that do not use them stay what older probers and state files have.
+    # http(s): extra request headers; values are kept as written, `${NAME}` is read from the prober's
+    # environment at each check (a secret is not copied into state files, target lists or reports).
+    headers: tuple[tuple[str, str], ...] = ()
+    user_agent: str | None = None    # http(s): None sends gslb/VERSION
+    send: str | None = None          # tcp: text sent once connected
+    expect_text: str | None = None   # tcp: the first bytes of the reply must contain this text
+    expect_regex: str | None = None  # tcp: ... or match this regular expression
+    missing: Missing = "keep"        # file: what an address the file does not list is
 
     @property
     def effective_port(self) -> int:
         if self.port is not None:
             return self.port
         return {"http": 80, "https": 443, "dns": 53}.get(self.type, 80)
+
+    def accepts(self, status: int) -> bool:
+        """Whether an HTTP status is one of `expect` (codes, "3xx" classes, "200-299" ranges)."""
+        for item in self.expect:
+            if isinstance(item, int):
+                if status == item:
+                    return True
+            elif item.endswith("xx"):
+                if status // 100 == int(item[0]):
+                    return True
+            else:
+                low, _, high = item.partition("-")
+                if int(low) <= status <= int(high):
+                    return True
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,17 +85,25 @@ class Target:
     check: Check
 
     def __str__(self) -> str:
+        if self.check.type == "file":
+            return f"file {self.check.path} {self.address}"
         host = f"[{self.address}]" if ":" in self.address else self.address
         return f"{self.check.type}://{host}:{self.check.effective_port}"
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """One address of a site. `weight: 0` drains it; `status` overrides health."""
+    """One address of a site. `weight: 0` drains it; `status` overrides health.
+
+    `check_address`/`check_port`: the pool's check probes this address/port instead of the answered one
+    (a health port on a private address, a sidecar); the answer still carries `address`.
+    """
 
     address: str
     weight: int = 1
     status: Status = "auto"
+    check_address: str | None = None
+    check_port: int | None = None
 
     @property
     def family(self) -> int:
@@ -110,6 +145,16 @@ class Pool:
                 return site
         raise KeyError(name)
 
+    def target_of(self, endpoint: Endpoint) -> Target | None:
+        """What is probed for an endpoint (None: the pool has no check). Its health is looked up by this
+        target: the checked address and port, which may differ from the answered address."""
+        if self.check is None:
+            return None
+        if endpoint.check_address is None and endpoint.check_port is None:
+            return Target(endpoint.address, self.check)
+        check = self.check if endpoint.check_port is None else replace(self.check, port=endpoint.check_port)
+        return Target(endpoint.check_address or endpoint.address, check)
+
     def targets(self) -> list[Target]:
         """Every (address, check) this pool needs probed, in order, without repeats."""
         if self.check is None:
@@ -117,7 +162,7 @@ class Pool:
         seen: dict[Target, None] = {}
         for site in self.sites:
             for endpoint in site.endpoints:
-                seen[Target(endpoint.address, self.check)] = None
+                seen[self.target_of(endpoint)] = None    # type: ignore[index]
         return list(seen)
 
 

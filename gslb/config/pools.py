@@ -18,7 +18,7 @@ STATUSES = ("up", "down", "auto")
 CONTINENTS = frozenset({"AF", "AN", "AS", "EU", "NA", "OC", "SA"})
 POOL_KEYS = {"policy", "ttl", "answers", "fallback", "all_down", "affinity", "check", "sites", "geo", "order"}
 SITE_KEYS = {"region", "lat", "lon", "endpoints", "status", "weight"}
-ENDPOINT_KEYS = {"address", "weight", "status"}
+ENDPOINT_KEYS = {"address", "weight", "status", "check_address", "check_port"}
 MAX_WEIGHT = 1000
 
 
@@ -86,7 +86,17 @@ def _endpoint(src: Any, where: str, w: _Where, line: int) -> Endpoint | None:
         return None
     weight = _int(src_map, "weight", 1, 0, MAX_WEIGHT, where, w) if isinstance(src_map, SourceMap) else 1
     status = _choice(src_map, "status", STATUSES, "auto", where, w) if isinstance(src_map, SourceMap) else "auto"
-    return Endpoint(address=address, weight=weight, status=status)
+    check_address = check_port = None
+    if isinstance(src_map, SourceMap) and "check_address" in src_map:
+        try:
+            check_address = str(ipaddress.ip_address(str(src_map["check_address"]).strip()))
+        except ValueError:
+            w.add(src_map.line_of("check_address"),
+                  f"{where}: check_address {short(src_map['check_address'])} is not an IP address")
+    if isinstance(src_map, SourceMap) and "check_port" in src_map:
+        check_port = _int(src_map, "check_port", 0, 1, 65535, where, w) or None
+    return Endpoint(address=address, weight=weight, status=status, check_address=check_address,
+                    check_port=check_port)
 
 
 def _site(name: str, src: Any, where: str, regions: Regions, w: _Where, line: int) -> Site | None:
@@ -130,6 +140,19 @@ def _site(name: str, src: Any, where: str, regions: Regions, w: _Where, line: in
         status=_choice(src, "status", STATUSES, "auto", where, w),
         weight=_int(src, "weight", 1, 0, MAX_WEIGHT, where, w),
     )
+
+
+def _check_overrides(check: Any, sites_src: Any, where: str, w: _Where) -> None:
+    """check_address/check_port on an endpoint of a pool without a check would silently do nothing."""
+    if check is not None or not isinstance(sites_src, SourceMap):
+        return
+    for site_name, site_src in sites_src.items():
+        raw = site_src.get("endpoints") if isinstance(site_src, SourceMap) else site_src
+        for i, item in enumerate(raw if isinstance(raw, list) else ()):
+            for key in ("check_address", "check_port"):
+                if isinstance(item, SourceMap) and key in item:
+                    w.add(item.line_of(key), f"{where} site {short(site_name)} endpoint {i + 1}: {key} needs "
+                                             "a check: on the pool")
 
 
 def _site_list(value: Any, site_names: set[str], where: str, w: _Where, line: int) -> tuple[str, ...]:
@@ -177,6 +200,7 @@ def _pool(name: str, src: SourceMap, regions: Regions, w: _Where) -> Pool | None
     if "order" in src:
         order = _site_list(src["order"], names, f"{where} order", w, src.line_of("order"))
     check = parse_check(src.get("check"), where, w.file, src.line_of("check"), w.problems)
+    _check_overrides(check, sites_src, where, w)
     fallback = src.get("fallback")
     if fallback is not None and not isinstance(fallback, str):
         w.add(src.line_of("fallback"), f"{where}: fallback must name a pool")

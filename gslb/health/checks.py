@@ -1,4 +1,4 @@
-"""One probe of one target: http, https, tcp or dns. Raw pass/fail plus round-trip time; the state
+"""One probe of one target: http, https, tcp, dns or file. Raw pass/fail plus round-trip time; the state
 machine (rise/fall) lives in state.py. Shared by the DNS probers and the proxy's active checks."""
 
 from __future__ import annotations
@@ -6,15 +6,20 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import re
 import ssl
 import struct
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import aiohttp
 import dnslib
 
+from gslb import __version__
+from gslb.config.check import EnvError, expand_env
 from gslb.config.model import Check, Target
+from gslb.health import extfile
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +31,9 @@ class ProbeResult:
     # endpoint, so it must not count toward fall (or rise).
     local: bool = False
     timed_out: bool = False       # the check ran out of its timeout (the prober judges whether its loop was late)
+    # No evidence either way, and not the prober's fault (an address a health file does not list, with
+    # `missing: keep`): the target keeps its state, the prober is not blind.
+    abstain: bool = False
 
 
 # Errors that say the prober itself cannot make the check: out of file descriptors or kernel memory,
@@ -67,6 +75,8 @@ def url_of(target: Target) -> str:
 
 
 BODY_LIMIT = 65536      # a body match looks at this many bytes from the start
+TCP_READ_LIMIT = 8192   # a tcp `expect:` looks at this many bytes of the reply from the start
+USER_AGENT = f"gslb/{__version__}"
 
 
 async def _head_of_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -90,11 +100,29 @@ def _ssl_context(check: Check) -> ssl.SSLContext:
     return ctx
 
 
+def request_headers(check: Check) -> dict[str, str]:
+    """The headers an http(s) check sends, `${NAME}`s filled in from this process's environment.
+
+    :raises EnvError: a variable is not set here (the server that loaded the zone had it).
+    """
+    headers = {name: expand_env(value) for name, value in check.headers}
+    headers["User-Agent"] = expand_env(check.user_agent) if check.user_agent else USER_AGENT
+    if check.host:
+        headers["Host"] = check.host
+    for name, value in headers.items():
+        if "\r" in value or "\n" in value:
+            raise EnvError(f"header {name}: a line break after filling in ${{...}}")
+    return headers
+
+
 async def _http(target: Target, session: aiohttp.ClientSession) -> ProbeResult:
     check = target.check
     url = url_of(target)
     what = f"{check.method} {url}"
-    headers = {"Host": check.host} if check.host else {}
+    try:
+        headers = request_headers(check)
+    except EnvError as exc:
+        return ProbeResult(False, None, f"{what}: {exc} on this prober", local=True)
     kwargs: dict = {}
     if check.type == "https":
         kwargs["ssl"] = _ssl_context(check)
@@ -105,7 +133,7 @@ async def _http(target: Target, session: aiohttp.ClientSession) -> ProbeResult:
         async with session.request(check.method, url, headers=headers, allow_redirects=False,
                                    timeout=aiohttp.ClientTimeout(total=check.timeout), **kwargs) as resp:
             rtt = (time.monotonic() - start) * 1000
-            if resp.status not in check.expect:
+            if not check.accepts(resp.status):
                 expected = ", ".join(str(s) for s in check.expect)
                 return ProbeResult(False, rtt, f"{what}: {resp.status}, expected {expected}")
             if check.body is not None:
@@ -124,23 +152,99 @@ async def _http(target: Target, session: aiohttp.ClientSession) -> ProbeResult:
         return _failed(f"{what}: {type(exc).__name__}: {exc}", exc)
 
 
+@lru_cache(maxsize=256)
+def _regex(pattern: str) -> re.Pattern:
+    return re.compile(pattern)
+
+
+def _reply_matches(check: Check, data: bytes) -> bool:
+    if check.expect_text is not None:
+        return check.expect_text.encode() in data
+    return _regex(check.expect_regex).search(data.decode("utf-8", "replace")) is not None   # type: ignore[arg-type]
+
+
+class _NoMatch(Exception):
+    """The peer stopped sending, or TCP_READ_LIMIT bytes came, without the expected reply."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+
+async def _exchange(check: Check, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    """Send `send`, then read until the reply matches `expect`; the bytes read.
+
+    :raises _NoMatch: the peer stopped sending, or TCP_READ_LIMIT bytes came, without a match."""
+    if check.send:
+        writer.write(check.send.encode())
+        await writer.drain()
+    if check.expect_text is None and check.expect_regex is None:
+        return b""
+    data = b""
+    while len(data) < TCP_READ_LIMIT:
+        part = await reader.read(TCP_READ_LIMIT - len(data))
+        if not part:
+            break
+        data += part
+        if _reply_matches(check, data):
+            return data
+    raise _NoMatch(data)
+
+
 async def _tcp(target: Target, source: str | None) -> ProbeResult:
-    port = target.check.effective_port
+    check = target.check
+    port = check.effective_port
     what = f"tcp connect {_host(target.address)}:{port}"
     start = time.monotonic()
     local = (source, 0) if source else None
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(target.address, port, local_addr=local),
-                                           target.check.timeout)
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(target.address, port, local_addr=local),
+                                                check.timeout)
     except TimeoutError:
-        return ProbeResult(False, None, f"{what}: timeout after {target.check.timeout:g} s", timed_out=True)
+        return ProbeResult(False, None, f"{what}: timeout after {check.timeout:g} s", timed_out=True)
     except OSError as exc:
         return _failed(f"{what}: {_os_reason(exc)}", exc)
     except ValueError as exc:             # e.g. a source address of the other family: the prober's setup
         return ProbeResult(False, None, f"{what}: {exc}", local=True)
-    rtt = (time.monotonic() - start) * 1000
-    writer.close()
+    rtt = (time.monotonic() - start) * 1000       # the connect: the network's round trip, not the service's
+    try:
+        if check.send or check.expect_text is not None or check.expect_regex is not None:
+            what = f"tcp {_host(target.address)}:{port}"
+            left = max(0.0, check.timeout - (time.monotonic() - start))
+            await asyncio.wait_for(_exchange(check, reader, writer), left)
+    except TimeoutError:
+        wanted = check.expect_text if check.expect_text is not None else check.expect_regex
+        return ProbeResult(False, rtt, f"{what}: no reply matching {wanted!r} within {check.timeout:g} s",
+                           timed_out=True)
+    except _NoMatch as exc:
+        wanted = f"does not contain {check.expect_text!r}" if check.expect_text is not None \
+            else f"does not match {check.expect_regex!r}"
+        got = f"reply {exc.data[:64]!r}{'...' if len(exc.data) > 64 else ''}" if exc.data else "no reply"
+        return ProbeResult(False, rtt, f"{what}: {got} {wanted}")
+    except OSError as exc:
+        return _failed(f"{what}: {_os_reason(exc)}", exc, rtt)
+    finally:
+        writer.close()
     return ProbeResult(True, rtt)
+
+
+def _file(target: Target) -> ProbeResult:
+    check = target.check
+    what = f"health file {check.path}"
+    try:
+        listed, problem = extfile.lookup(check.path, target.address)
+    except extfile.FileProblem as exc:
+        return ProbeResult(False, None, f"{exc}", local=True)
+    if listed is None:
+        if check.missing == "keep":
+            return ProbeResult(False, None, f"{target.address} is not in {check.path}", abstain=True)
+        if check.missing == "up":
+            return ProbeResult(True, None)
+        return ProbeResult(False, None, f"{target.address} is not in {check.path} (missing: down)")
+    if listed.up:
+        return ProbeResult(True, None)
+    reason = f": {listed.reason}" if listed.reason else ""
+    stale = f" (the file's newer version is not used: {problem})" if problem else ""
+    return ProbeResult(False, None, f"{what}:{listed.line}: {target.address} down{reason}{stale}")
 
 
 class _DnsClient(asyncio.DatagramProtocol):
@@ -218,6 +322,8 @@ async def probe(target: Target, *, session: aiohttp.ClientSession | None = None,
                 return await _http(target, own)
         if kind == "tcp":
             return await _tcp(target, source)
+        if kind == "file":
+            return _file(target)
         return await _dns(target, dns_name, source)
     except asyncio.CancelledError:
         raise

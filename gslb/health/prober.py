@@ -152,6 +152,12 @@ class Prober:
                 await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
                 continue
             self._last_vote = time.monotonic()
+            if result.abstain:                # no news about the endpoint: its state and counters hold
+                if watch.error != result.error or watch.prober_error is not None:
+                    watch.error, watch.prober_error = result.error, None
+                    self._changed.set()
+                await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+                continue
             if watch.prober_error is not None:
                 log.info("%s: %s can be checked again", self.region, watch.target)
                 watch.prober_error = None

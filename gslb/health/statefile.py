@@ -24,9 +24,19 @@ FILE_NAME = "health.json"
 _STATES = ("unknown", "up", "down")
 
 
+# Check fields added after target ids were first shared: left out of the key while at their default, so
+# a check that does not use them keeps the id older probers and state files know it by.
+_LATER_FIELDS = {"headers": (), "user_agent": None, "send": None, "expect_text": None, "expect_regex": None,
+                 "missing": "keep"}
+
+
 def target_key(target: Target) -> str:
-    """A stable text key for a target: its address and every field of its check."""
-    return json.dumps({"address": target.address, "check": dataclasses.asdict(target.check)}, sort_keys=True)
+    """A stable text key for a target: the address it checks and every field of its check."""
+    check = dataclasses.asdict(target.check)
+    for name, default in _LATER_FIELDS.items():
+        if check.get(name) == default:
+            del check[name]
+    return json.dumps({"address": target.address, "check": check}, sort_keys=True)
 
 
 def target_from_key(key: str) -> Target:
@@ -34,6 +44,8 @@ def target_from_key(key: str) -> Target:
     data = json.loads(key)
     check = data["check"]
     check["expect"] = tuple(check["expect"])
+    if "headers" in check:
+        check["headers"] = tuple((str(k), str(v)) for k, v in check["headers"])
     return Target(data["address"], Check(**check))
 
 

@@ -132,7 +132,7 @@ class PoolState:
             if time.monotonic() >= backend.ejected_until:
                 result = await probe(target, session=session)
                 before = backend.health.state
-                if backend.health.observe(result.ok):
+                if not result.abstain and backend.health.observe(result.ok):
                     if backend.health.state == "up":
                         backend.up_since = time.monotonic()
                     log.warning("backend %s %s -> %s%s", backend.address, before, backend.health.state,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gslb.config.latency import LatencyTable
-from gslb.config.model import Endpoint, Pool, Site, Target, Zone
+from gslb.config.model import Endpoint, Pool, Site, Zone
 from gslb.config.regions import Regions
 from gslb.health.snapshot import HealthSnapshot
 from gslb.steering.client import Client
@@ -87,7 +87,7 @@ def endpoint_usable(endpoint: Endpoint, site: Site, pool: Pool, health: HealthSn
         return True, "up (no check)"
     if ignore_health:
         return True, "up (serve_all)"
-    state = health.of(Target(endpoint.address, pool.check)).state
+    state = health.of(pool.target_of(endpoint)).state  # type: ignore[arg-type]
     return state != "down", state
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gslb.config.latency import LatencyTable
-from gslb.config.model import Pool, Site, Target
+from gslb.config.model import Pool, Site
 from gslb.config.regions import Regions
 from gslb.health.snapshot import HealthSnapshot
 from gslb.steering.location import ClientLocation, great_circle_km
@@ -48,7 +48,7 @@ def estimate(site: Site, pool: Pool, location: ClientLocation, health: HealthSna
     """The expected RTT from this client to this site, from the best source that knows it."""
     if prober_region is not None and pool.check is not None:
         rtts = [r for e in site.endpoints
-                if (r := health.of(Target(e.address, pool.check)).rtt_from(prober_region)) is not None]
+                if (r := health.of(pool.target_of(e)).rtt_from(prober_region)) is not None]  # type: ignore[arg-type]
         if rtts:
             return Estimate(min(rtts), "probe", f"measured from {prober_region}")
     row = table.lookup((location.subdivision, location.country, location.continent), site.region)
