@@ -60,7 +60,8 @@ class Server:
         regions = load_regions(config.regions_path)
         self.steering = SteeringData(regions, load_latency_table(config.latency_path))
         self.locator = Locator(config.geoip_path)
-        self.store = ZoneStore(config.zones, regions, config.limits)
+        # The automatic serials are remembered next to the health state (gslb/config/serials.py).
+        self.store = ZoneStore(config.zones, regions, config.limits, state_dir=config.health.state_dir or None)
         self.parser = ZoneParser(regions, config.limits)   # reloads parse in a subprocess (started on first use)
         self.health_service = HealthFeed(feed, self._on_health) if feed is not None \
             else HealthService(config.health, self._on_health)

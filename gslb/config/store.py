@@ -1,8 +1,9 @@
 """The zone store: the zones being served, reloaded file by file, never half-way.
 
 Each file is loaded on its own; a file that fails keeps its last good zone serving and its problems
-are kept for `GET /v1/zones` and the log. SOA serials are automatic unless a file gives one: the
-current unix time, or the previous serial + 1 if that is larger, so a serial grows on every reload.
+are kept for `GET /v1/zones` and the log. SOA serials are automatic unless a file gives one: derived
+from the file's git commit time or modification time, the same on every node that serves the same
+file, and kept monotonic per node (gslb/config/serials.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from types import MappingProxyType
 
 from gslb.config.model import Zone, ZoneLimits
 from gslb.config.regions import Regions
+from gslb.config.serials import Derived, SerialKeeper, file_digest
 from gslb.config.zone import load_zone_file, pool_problems, zone_files
 from gslb.errors import ConfigError, Problem
 
@@ -35,7 +37,9 @@ class FileStatus:
 class ZoneStore:
     """Loads the zone directory and reloads what changed; `zones` is an immutable origin -> Zone map."""
 
-    def __init__(self, directory: str, regions: Regions, limits: ZoneLimits = ZoneLimits()):  # noqa: B008
+    def __init__(self, directory: str, regions: Regions, limits: ZoneLimits = ZoneLimits(),  # noqa: B008
+                 state_dir: str | None = None):
+        """`state_dir`: where the automatic serials are remembered across restarts (None: not kept)."""
         self.directory = directory
         self.regions = regions
         self.limits = limits
@@ -43,7 +47,7 @@ class ZoneStore:
         self.status: dict[str, FileStatus] = {}
         self._by_file: dict[str, Zone] = {}
         self._stamps: dict[str, tuple[float, int]] = {}
-        self._serials: dict[str, int] = {}
+        self._serials = SerialKeeper(state_dir)
         self.last_reload: float = 0.0
 
     def _stamp(self, path: str) -> tuple[float, int] | None:
@@ -86,6 +90,11 @@ class ZoneStore:
                 continue
             self._stamps[path] = stamp
             try:
+                # Before parsing: a file that changes meanwhile is loaded again, with a newer digest.
+                digest, derived = file_digest(path), self._serials.derive(path, stamp[0])
+            except (OSError, TypeError):
+                digest, derived = "", None          # gone or unreadable: the parse says why
+            try:
                 zone = parse(path)
             except ConfigError as exc:
                 for problem in exc.problems:
@@ -101,11 +110,12 @@ class ZoneStore:
                 log.error("%s", problem)
                 status[path] = FileStatus(path, None, False, time.time(), (problem,))
                 continue
-            zone = self._with_serial(zone)
+            zone = self._with_serial(zone, digest, derived)
             by_file[path] = zone
             changed = True
             status[path] = FileStatus(path, zone.origin, True, time.time())
-            log.info("loaded zone %s from %s, serial %d", zone.origin, path, zone.soa.serial)
+            log.info("loaded zone %s from %s, serial %d (%s)", zone.origin, path, zone.soa.serial,
+                     "given" if zone.serial_given else derived.source if derived else "?")
         if changed:
             # Pools borrowed across zone files can only be checked on the whole set.
             served = {z.origin: z for z in by_file.values()}
@@ -122,10 +132,10 @@ class ZoneStore:
         self.last_reload = time.time()
         return changed
 
-    def _with_serial(self, zone: Zone) -> Zone:
-        if zone.serial_given:
-            serial = zone.soa.serial
-        else:
-            serial = max(int(time.time()), self._serials.get(zone.origin, 0) + 1) % 2**32
-        self._serials[zone.origin] = serial
+    def _with_serial(self, zone: Zone, digest: str, derived: Derived | None) -> Zone:
+        """The zone with its SOA serial: the file's own, or the automatic one (gslb/config/serials.py)."""
+        if derived is None and not zone.serial_given:     # read failed after the parse: use the load time
+            derived = Derived(int(time.time()) % 2**32, "load time")
+        serial = self._serials.serial(zone.origin, digest, derived,
+                                      zone.soa.serial if zone.serial_given else None)
         return dataclasses.replace(zone, soa=dataclasses.replace(zone.soa, serial=serial))
