@@ -107,6 +107,10 @@ class GslbProvider(BaseProvider):
             records = from_gslb(zone.name, data)
         except MappingError as exc:
             raise GslbProviderError(f"{path}: {exc}") from None
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            # a file gslb itself would refuse; its loader says where
+            raise GslbProviderError(f"{path}: cannot read ({type(exc).__name__}: {exc}); "
+                                    f"`gslb check {path}` shows file:line") from None
         for rec in records:
             record = Record.new(zone, rec.name, {"type": rec.type, **rec.data}, source=self, lenient=lenient)
             zone.add_record(record, lenient=lenient)
