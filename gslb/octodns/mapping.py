@@ -476,6 +476,9 @@ def _dynamic_from_pool(origin: str, name: str, pool_name: str, pool: Any) -> lis
             values = []
             for item in _as_list(site.get("endpoints") or []):
                 ep = {"address": item} if isinstance(item, str) else dict(item)
+                for key in sorted(set(ep) - {"address", "weight", "status"}):
+                    raise MappingError(f"{where}: site {site_name} endpoint {ep.get('address')}: {key} has no "
+                                       f"octoDNS equivalent")
                 address = str(ipaddress.ip_address(str(ep["address"])))
                 if ipaddress.ip_address(address).version != version:
                     continue
