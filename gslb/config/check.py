@@ -47,7 +47,7 @@ def expand_env(text: str, env: Mapping[str, str] | None = None) -> str:
             return "$"
         name = match.group(1)
         if not _ENV_NAME.fullmatch(name):
-            raise EnvError(f"${{{short(name, 40)}}} is not an environment variable name")
+            raise EnvError(f"${{{name[:40]}}} is not an environment variable name")
         if name not in source:
             raise EnvError(f"environment variable {name} is not set")
         return source[name]
