@@ -56,7 +56,7 @@ def explain(zones: Mapping[str, Zone], name: str, qtype: str, client: Client, he
     ref = result.pool
     out.lines += [f"  {a}" for a in out.answer]      # the CNAME chain leading to the pool, if any
     location = locator.locate(client.address)
-    p = plan(ref.zone, ref.pool, ref.family, location, health, data)
+    p = plan(ref.zone, ref.pool, ref.family, location, health, data, client.ip)
     out.lines += list(p.trace)
     out.lines += _prober_errors(ref.zone.pools.get(ref.pool), health)
     if p.outcome != "answer":

@@ -58,7 +58,9 @@ class Server:
         self.config = config
         self.is_worker = feed is not None
         regions = load_regions(config.regions_path)
-        self.steering = SteeringData(regions, load_latency_table(config.latency_path))
+        # The embedded prober's RTTs are this node's alone: latency steering uses the shared reports only.
+        self.steering = SteeringData(regions, load_latency_table(config.latency_path),
+                                     config.health.region if config.health.embedded else None)
         self.locator = Locator(config.geoip_path)
         # The automatic serials are remembered next to the health state (gslb/config/serials.py).
         self.store = ZoneStore(config.zones, regions, config.limits, state_dir=config.health.state_dir or None)

@@ -114,16 +114,17 @@ def test_a_restored_state_with_no_prober_ever_fails_open_after_grace():
     assert published[-1].of(T).state == "unknown"
 
 
-def test_slow_rtt_drift_adds_up_to_a_new_snapshot():
-    """Each report moves the RTT by under 10 %, yet the drift since the last published value counts."""
+def test_rtt_is_published_when_it_moves_to_another_step():
+    """RTTs count in steps (5 % above 20 ms): a wobble inside a step publishes nothing, slow drift is
+    published when it reaches the next step, whatever value was kept before (every server agrees)."""
     monitor, _clock, published = make()
-    monitor.report("a", {T: RegionView("up", rtt_ms=100.0)}, 1.0)
+    monitor.report("a", {T: RegionView("up", rtt_ms=96.0)}, 1.0)     # step 95.30 .. 100.06
     count = len(published)
-    for rtt in (105.0, 109.0):
+    for rtt in (97.5, 99.9, 95.4):
         monitor.report("a", {T: RegionView("up", rtt_ms=rtt)}, 1.0)
     assert len(published) == count
-    monitor.report("a", {T: RegionView("up", rtt_ms=113.0)}, 1.0)   # 13 % above 100: published
-    assert len(published) == count + 1 and published[-1].of(T).rtt_from("a") == 113.0
+    monitor.report("a", {T: RegionView("up", rtt_ms=100.2)}, 1.0)    # the next step: published
+    assert len(published) == count + 1 and published[-1].of(T).rtt_from("a") == 100.2
 
 
 def test_combining_only_what_moved_gives_what_combining_everything_gives():

@@ -12,6 +12,11 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
+from gslb.config.nets import NetTable
+
+DEFAULT_MARGIN_MS = 10.0       # latency_margin_ms: above the RTT noise of a probe EWMA between two sites
+DEFAULT_MARGIN_PCT = 10.0      # latency_margin_pct: what far-apart sites differ by before it matters
+
 Status = Literal["up", "down", "auto"]
 Policy = Literal["latency", "geo", "weighted", "failover"]
 AllDown = Literal["serve_all", "nodata", "servfail"]
@@ -138,6 +143,11 @@ class Pool:
     check: Check | None = None      # None: no health check, endpoints count as up
     geo: tuple[tuple[str, tuple[str, ...]], ...] = ()   # ordered (key, site names); key "default" last
     order: tuple[str, ...] = ()
+    # latency: a site is preferred to another only when its RTT is lower by both margins; sites within
+    # them of the fastest count as equal and file order decides (docs/steering.md, "Stable latency").
+    latency_margin_ms: float = DEFAULT_MARGIN_MS
+    latency_margin_pct: float = DEFAULT_MARGIN_PCT
+    nets: NetTable | None = None    # the `net:` keys of `geo:`, as a lookup table built at load
 
     def site(self, name: str) -> Site:
         for site in self.sites:

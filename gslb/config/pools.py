@@ -6,8 +6,9 @@ import ipaddress
 from typing import Any
 
 from gslb.config.check import parse_check
-from gslb.config.model import Endpoint, Pool, Site
-from gslb.config.regions import Regions
+from gslb.config.model import DEFAULT_MARGIN_MS, DEFAULT_MARGIN_PCT, Endpoint, Pool, Site
+from gslb.config.nets import build_net_table
+from gslb.config.regions import Regions, missing_problem
 from gslb.config.yamlsrc import SourceList, SourceMap, short
 from gslb.errors import Problem
 
@@ -16,7 +17,9 @@ ALL_DOWN = ("serve_all", "nodata", "servfail")
 AFFINITY = ("none", "subnet")
 STATUSES = ("up", "down", "auto")
 CONTINENTS = frozenset({"AF", "AN", "AS", "EU", "NA", "OC", "SA"})
-POOL_KEYS = {"policy", "ttl", "answers", "fallback", "all_down", "affinity", "check", "sites", "geo", "order"}
+GEO_ORDER = ("net", "subdivision", "country", "continent", "default")
+POOL_KEYS = {"policy", "ttl", "answers", "fallback", "all_down", "affinity", "check", "sites", "geo", "order",
+             "latency_margin_ms", "latency_margin_pct"}
 SITE_KEYS = {"region", "lat", "lon", "endpoints", "status", "weight"}
 ENDPOINT_KEYS = {"address", "weight", "status", "check_address", "check_port"}
 MAX_WEIGHT = 1000
@@ -27,6 +30,8 @@ class _Where:
 
     def __init__(self, file: str, problems: list[Problem]):
         self.file, self.problems = file, problems
+        # pool -> sites without coordinates, (line, what): an error only if a latency pool uses the pool
+        self.unlocated: dict[str, list[tuple[int, str]]] = {}
 
     def add(self, line: int, what: str) -> None:
         self.problems.append(Problem(self.file, line, what))
@@ -52,13 +57,24 @@ def _int(src: SourceMap, key: str, default: int, lo: int, hi: int, where: str, w
     return value
 
 
+def _number(src: SourceMap, key: str, default: float, lo: float, hi: float, where: str, w: _Where) -> float:
+    value = src.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        w.add(_line(src, key), f"{where}: {key} {short(value)}, expected a number {lo:g}..{hi:g}")
+        return default
+    return float(value)
+
+
 def geo_key_kind(key: str) -> str:
-    """How a `geo:` key is matched: "subdivision" (US-CA), "continent" (EU), "country" (DE) or "default".
+    """How a `geo:` key is matched: "net" (net:10.0.0.0/8), "subdivision" (US-CA), "continent" (EU),
+    "country" (DE) or "default".
 
     Continent codes win over the same two letters as a country; write `country:AS` for American Samoa.
     """
     if key == "default":
         return "default"
+    if key.startswith("net:"):
+        return "net"
     if key.startswith("country:"):
         return "country"
     if key.startswith("continent:"):
@@ -66,6 +82,13 @@ def geo_key_kind(key: str) -> str:
     if "-" in key:
         return "subdivision"
     return "continent" if key in CONTINENTS else "country"
+
+
+def _geo_rank(key: str) -> tuple[int, int]:
+    """Rules are tried in a fixed order, not file order: net (most specific first), subdivision, country,
+    continent, default."""
+    kind = geo_key_kind(key)
+    return GEO_ORDER.index(kind), -int(key.rpartition("/")[2]) if kind == "net" else 0
 
 
 def _endpoint(src: Any, where: str, w: _Where, line: int) -> Endpoint | None:
@@ -99,28 +122,30 @@ def _endpoint(src: Any, where: str, w: _Where, line: int) -> Endpoint | None:
                     check_port=check_port)
 
 
-def _site(name: str, src: Any, where: str, regions: Regions, w: _Where, line: int) -> Site | None:
+def _site(name: str, src: Any, where: str, regions: Regions, w: _Where, line: int,
+          unlocated: list[tuple[int, str]]) -> Site | None:
+    """A site; when it has no coordinates, (line, problem) goes to `unlocated`: only a pool that latency
+    steering uses needs them (checked in `parse_pools`, once the fallbacks are known)."""
     if not isinstance(src, SourceMap):
-        w.add(line, f"{where}: expected a mapping with region (or lat/lon) and endpoints")
+        w.add(line, f"{where}: expected a mapping with endpoints (and region or lat/lon for latency pools)")
         return None
     for key in src:
         if key not in SITE_KEYS:
             w.add(src.line_of(key), f"{where}: unknown key {short(key)} (known: {', '.join(sorted(SITE_KEYS))})")
     region = src.get("region")
     lat, lon = src.get("lat"), src.get("lon")
-    if region is not None:
-        known = regions.get(str(region))
-        if known is None and (lat is None or lon is None):
-            w.add(src.line_of("region"), f"{where}: region {short(region)} is not in regions.yaml; give lat/lon too")
-        elif known is not None and lat is None and lon is None:
-            lat, lon = known.lat, known.lon
+    if region is not None and lat is None and lon is None and (known := regions.get(str(region))) is not None:
+        lat, lon = known.lat, known.lon
     if lat is not None or lon is not None:
         if not isinstance(lat, (int, float)) or not isinstance(lon, (int, float)) or isinstance(lat, bool) \
                 or not -90 <= lat <= 90 or not -180 <= lon <= 180:
             w.add(src.line_of("lat"), f"{where}: lat {short(lat)} / lon {short(lon)}, expected -90..90 / -180..180")
             lat = lon = None
-    elif region is None:
-        w.add(line, f"{where}: needs a region (from regions.yaml) or lat and lon")
+    elif region is not None:
+        unlocated.append((src.line_of("region"), "" if regions.missing else
+                          f"{where}: region {short(region)} is not in regions.yaml; give lat/lon too"))
+    else:
+        unlocated.append((line, f"{where}: needs a region (from regions.yaml) or lat and lon"))
     raw = src.get("endpoints")
     if not isinstance(raw, list) or not raw:
         w.add(src.line_of("endpoints"), f"{where}: endpoints must be a non-empty list")
@@ -155,6 +180,30 @@ def _check_overrides(check: Any, sites_src: Any, where: str, w: _Where) -> None:
                                              "a check: on the pool")
 
 
+def _net_rule(key: str, where: str, line: int, seen: dict[tuple[int, int, int], int],
+              w: _Where) -> tuple[str, int, int, int] | None:
+    """A `net:CIDR` geo key as (normalized key, version, network as an integer, prefix length), or None
+    (a problem is added): not a network, host bits set past the prefix, or a network listed twice."""
+    text = key[4:].strip()
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        w.add(line, f"{where} {short(key)}: not a network; write net:10.0.0.0/8 or net:2001:db8::/32")
+        return None
+    if "/" not in text:
+        w.add(line, f"{where} {short(key)}: needs a prefix length; write net:{net}")
+        return None
+    if int(net.network_address) != int(ipaddress.ip_address(text.partition("/")[0])):
+        w.add(line, f"{where} {short(key)}: address bits set past /{net.prefixlen}; write net:{net}")
+        return None
+    ident = (net.version, int(net.network_address), net.prefixlen)
+    if ident in seen:
+        w.add(line, f"{where} {short(key)}: network {net} is already listed on line {seen[ident]}")
+        return None
+    seen[ident] = line
+    return f"net:{net}", net.version, int(net.network_address), net.prefixlen
+
+
 def _site_list(value: Any, site_names: set[str], where: str, w: _Where, line: int) -> tuple[str, ...]:
     items = value if isinstance(value, list) else [value]
     out = []
@@ -178,22 +227,29 @@ def _pool(name: str, src: SourceMap, regions: Regions, w: _Where) -> Pool | None
     else:
         for site_name, site_src in sites_src.items():
             site = _site(str(site_name), site_src, f"{where} site {short(site_name)}", regions, w,
-                         sites_src.line_of(site_name))
+                         sites_src.line_of(site_name), w.unlocated.setdefault(name, []))
             if site is not None:
                 sites.append(site)
     names = {s.name for s in sites}
     policy = _choice(src, "policy", POLICIES, "latency", where, w)
     geo: list[tuple[str, tuple[str, ...]]] = []
+    nets: list[tuple[str, int, int, int]] = []
     geo_src = src.get("geo")
     if geo_src is not None:
         if not isinstance(geo_src, SourceMap):
-            w.add(src.line_of("geo"), f"{where}: geo must map a location (EU, DE, US-CA, default) to sites")
+            w.add(src.line_of("geo"), f"{where}: geo must map a location (EU, DE, US-CA, net:CIDR, default) to sites")
         else:
+            seen_nets: dict[tuple[int, int, int], int] = {}
             for key, value in geo_src.items():
-                geo.append((str(key), _site_list(value, names, f"{where} geo {key}", w, geo_src.line_of(key))))
-            # Evaluation order is fixed (subdivision, country, continent, default), not file order.
-            rank = {"subdivision": 0, "country": 1, "continent": 2, "default": 3}
-            geo.sort(key=lambda kv: rank[geo_key_kind(kv[0])])
+                key_text, line = str(key), geo_src.line_of(key)
+                if geo_key_kind(key_text) == "net":
+                    net = _net_rule(key_text, f"{where} geo", line, seen_nets, w)
+                    if net is None:
+                        continue
+                    key_text = net[0]
+                    nets.append(net)
+                geo.append((key_text, _site_list(value, names, f"{where} geo {key}", w, line)))
+            geo.sort(key=lambda kv: _geo_rank(kv[0]))
     elif policy == "geo":
         w.add(src.line_of("policy"), f"{where}: policy geo needs a geo: mapping (with a default)")
     order = ()
@@ -213,7 +269,27 @@ def _pool(name: str, src: SourceMap, regions: Regions, w: _Where) -> Pool | None
         all_down=_choice(src, "all_down", ALL_DOWN, "serve_all", where, w),
         affinity=_choice(src, "affinity", AFFINITY, "none", where, w),
         check=check, geo=tuple(geo), order=order or tuple(s.name for s in sites),
+        latency_margin_ms=_number(src, "latency_margin_ms", DEFAULT_MARGIN_MS, 0, 10_000, where, w),
+        latency_margin_pct=_number(src, "latency_margin_pct", DEFAULT_MARGIN_PCT, 0, 100, where, w),
+        nets=build_net_table(nets),
     )
+
+
+def _check_locations(pools: dict[str, Pool], regions: Regions, w: _Where) -> None:
+    """Sites of latency pools need coordinates (a region of regions.yaml, or lat/lon): the estimates are
+    distances from the client. Other policies never look at where a site is, so theirs may leave it out
+    (a fallback pool decides by its own policy, so it needs them only if it is a latency pool itself).
+    A missing regions.yaml is one problem naming the path, not one per site."""
+    for pool in pools.values():
+        if pool.policy != "latency":
+            continue
+        for line, what in w.unlocated.get(pool.name, ()):
+            if not what:
+                problem = missing_problem(regions)
+                if problem not in w.problems:
+                    w.problems.append(problem)
+            else:
+                w.add(line, f"{what} (policy latency estimates the RTT from where each site is)")
 
 
 def parse_pools(src: Any, file: str, regions: Regions, problems: list[Problem]) -> dict[str, Pool]:
@@ -230,6 +306,7 @@ def parse_pools(src: Any, file: str, regions: Regions, problems: list[Problem]) 
         pool = _pool(str(name), pool_src, regions, w)
         if pool is not None:
             pools[pool.name] = pool
+    _check_locations(pools, regions, w)
     for pool in pools.values():
         if pool.fallback is not None and pool.fallback not in pools:
             w.add(src[pool.name].line_of("fallback"), f"pool {short(pool.name)}: fallback pool {short(pool.fallback)} does not exist")

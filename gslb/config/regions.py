@@ -22,9 +22,14 @@ class Region:
 
 @dataclass(frozen=True, slots=True)
 class Regions:
-    """Region name -> Region, as read from a regions.yaml."""
+    """Region name -> Region, as read from a regions.yaml.
+
+    `missing` is the path tried when the file does not exist: zones that look a region up then get one
+    error naming that path (the data directory is wrong) instead of one per site.
+    """
 
     by_name: Mapping[str, Region]
+    missing: str | None = None
 
     @classmethod
     def empty(cls) -> Regions:
@@ -38,12 +43,13 @@ class Regions:
 
 
 def load_regions(path: str) -> Regions:
-    """Read a regions.yaml (`regions: {name: {lat, lon, continent, country}}`); a missing file is empty.
+    """Read a regions.yaml (`regions: {name: {lat, lon, continent, country}}`); a missing file is empty,
+    marked `missing` (only a zone that needs a region from it is an error, see `missing_problem`).
 
     :raises ConfigError: on a malformed file, with file:line.
     """
     if not os.path.exists(path):
-        return Regions.empty()
+        return Regions(MappingProxyType({}), missing=path)
     src = load_yaml_file(path)
     table = src.get("regions") if isinstance(src, SourceMap) else None
     if not isinstance(table, SourceMap):
@@ -63,3 +69,15 @@ def load_regions(path: str) -> Regions:
     if problems:
         raise ConfigError(problems)
     return Regions(MappingProxyType(out))
+
+
+def missing_problem(regions: Regions) -> Problem:
+    """The one error for zones whose sites name regions when regions.yaml is not where it was looked for.
+    Always the same text, so the loaders can report it once however many sites and files hit it."""
+    path = regions.missing or "regions.yaml"
+    folder = os.path.dirname(os.path.abspath(path))
+    where = f"the data directory {folder} does not exist" if not os.path.isdir(folder) \
+        else f"{os.path.abspath(path)}: no such file"
+    return Problem(path, 0, f"cannot look up the regions the latency pools name: {where} (run from the "
+                            f"directory that holds data/, or give --data DIR, or `data:` or `regions:` in the "
+                            f"server config)")

@@ -386,5 +386,5 @@ def load_zones(path: str, regions: Regions | None = None, limits: ZoneLimits = D
     for zone in zones.values():
         problems.extend(pool_problems(zone, zones))
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(list(dict.fromkeys(problems)))   # a missing regions.yaml: once, not per file
     return zones

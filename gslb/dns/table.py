@@ -24,7 +24,7 @@ from gslb.dns.authority import PoolRef, Result, lookup, soa_rr
 from gslb.dns.wire import name_to_text, text_to_name
 from gslb.health.snapshot import HealthSnapshot
 from gslb.steering.client import Client
-from gslb.steering.decide import Plan, SteeringData, plan
+from gslb.steering.decide import Plan, SteeringData, net_key, plan
 from gslb.steering.location import ClientLocation, Locator
 
 MEMO_LIMIT = 50_000          # packed answers for names outside the zone files (NXDOMAIN, wildcards)
@@ -140,14 +140,17 @@ class AnswerTable:
         self._plans = {}
         self._ready = {}
 
-    def plan(self, ref: PoolRef, location: ClientLocation) -> Plan:
-        """The steering plan for this pool and client location bucket (cached until health changes)."""
-        key = (ref.zone.origin, ref.pool, ref.family, location.bucket, location.prefix_len)
+    def plan(self, ref: PoolRef, location: ClientLocation, client_ip: tuple[int, int] | None = None) -> Plan:
+        """The steering plan for this pool and client location bucket, and the client's block of any
+        `net:` rules (cached until health changes)."""
+        nets = net_key(ref.zone, ref.pool, client_ip) if client_ip is not None else ()
+        key = (ref.zone.origin, ref.pool, ref.family, location.bucket, location.prefix_len, nets)
         found = self._plans.get(key)
         if found is None:
             if len(self._plans) >= PLAN_LIMIT:
                 self._plans = {}
-            found = self._plans[key] = plan(ref.zone, ref.pool, ref.family, location, self.health, self.data)
+            found = self._plans[key] = plan(ref.zone, ref.pool, ref.family, location, self.health, self.data,
+                                            client_ip)
         return found
 
     def ready(self, entry: Entry, client: Client) -> Ready:
@@ -155,7 +158,7 @@ class AnswerTable:
         key = (entry, client.address)
         found = self._ready.get(key)
         if found is None:
-            p = self.plan(entry.pool, self.locator.locate(client.address))
+            p = self.plan(entry.pool, self.locator.locate(client.address), client.ip)
             rrs = tuple(address_rr(entry.owner, c.address, p.ttl) for c in p.candidates)
             if len(self._ready) >= PLAN_LIMIT:
                 self._ready = {}

@@ -10,7 +10,7 @@
   as up (fail open), logged and counted in `fail_open_total`.
 - Operator overrides (address -> up | down) ride along in the snapshot.
 A new snapshot (version + 1) is published through `on_change` whenever a state, an override or an
-RTT (by more than 10 %) changes.
+RTT (to another step: gslb/health/rttstep.py) changes.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from types import MappingProxyType
 from gslb.config.health import HealthSettings
 from gslb.config.model import Target
 from gslb.health.quorum import quorum
+from gslb.health.rttstep import rtt_step
 from gslb.health.snapshot import EndpointHealth, HealthSnapshot, ProberStatus, RegionView
 
 log = logging.getLogger("gslb.health")
@@ -202,10 +203,12 @@ class HealthMonitor:
 
 
 def _rtt_differs(a: float | None, b: float | None) -> bool:
-    """A change of RTT worth a new snapshot: more than 10 % (and 1 ms)."""
+    """A change of RTT worth a new snapshot: to another step (1 ms below 20 ms, 5 % above). Steps, not a
+    threshold from the last value kept, so every server keeps the same step from the same reports
+    (gslb/health/rttstep.py) and latency steering agrees across servers."""
     if a is None or b is None:
         return (a is None) != (b is None)
-    return abs(a - b) > max(1.0, 0.1 * a)
+    return rtt_step(a) != rtt_step(b)
 
 
 def _rtt_moved(old: Mapping[str, RegionView], new: Mapping[str, RegionView]) -> bool:

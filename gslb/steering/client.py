@@ -26,6 +26,11 @@ class Client:
         return str(self.network.network_address)
 
     @property
+    def ip(self) -> tuple[int, int]:
+        """(IP version, address as an integer): what `net:` rules match (gslb/config/nets.py)."""
+        return self.network.version, int(self.network.network_address)
+
+    @property
     def affinity_key(self) -> str:
         """What `affinity: subnet` hashes: the client's /24 (IPv4) or /56 (IPv6), or its shorter ECS subnet."""
         limit = 24 if self.network.version == 4 else 56

@@ -36,6 +36,9 @@ class SteeringData:
 
     regions: Regions = field(default_factory=Regions.empty)
     latency: LatencyTable = field(default_factory=LatencyTable.empty)
+    # The embedded prober's region of this server (health.region): its RTTs are this server's alone, so
+    # latency estimates leave them out and every server steers from the reports all of them receive.
+    local_region: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +112,10 @@ def _tier_candidates(tier: Tier, pool: Pool, family: int, health: HealthSnapshot
 
 def _plan_pool(pool: Pool, family: int, ctx: Context, ignore_health: bool, trace: list[str]) -> Plan | None:
     tiers = POLICIES[pool.policy](ctx)
-    trace.append(f"pool {pool.name}: policy {pool.policy}" + (" (health ignored: serve_all)" if ignore_health else ""))
+    trace.append(f"pool {pool.name}: policy {pool.policy}" + (" (health ignored: serve_all)" if ignore_health else "")
+                 + (f"; margin {pool.latency_margin_ms:g} ms and {pool.latency_margin_pct:g} %: a site is "
+                    "preferred only when faster by both, sites within them of the fastest go in file order"
+                    if pool.policy == "latency" else ""))
     chosen: Plan | None = None
     for tier in tiers:
         candidates = _tier_candidates(tier, pool, family, ctx.health, ignore_health, trace)
@@ -123,24 +129,52 @@ def _plan_pool(pool: Pool, family: int, ctx: Context, ignore_health: bool, trace
     return chosen
 
 
+def net_key(zone: Zone, pool_name: str, client_ip: tuple[int, int]) -> tuple:
+    """What a plan depends on besides the client's location: the client's block in the `net:` table of
+    every geo pool the plan may visit (empty when there is none). Clients with the same key and location
+    bucket get the same plan."""
+    key, seen = [], set()
+    pool = zone.pools.get(pool_name)
+    while pool is not None and pool.name not in seen:
+        seen.add(pool.name)
+        if pool.nets is not None and pool.policy == "geo":
+            key.append(pool.nets.match(*client_ip).block)
+        pool = zone.pools.get(pool.fallback) if pool.fallback else None
+    return tuple(key)
+
+
+def _net_rule(pool: Pool, client_ip: tuple[int, int] | None, trace: list[str]) -> tuple[str | None, int]:
+    """The pool's `net:` rule holding the client (or None) and the ECS scope that match holds for: the
+    client's block in the net table, inside the matched network and clear of any more specific rule."""
+    if pool.nets is None or pool.policy != "geo" or client_ip is None:
+        return None, 0
+    match = pool.nets.match(*client_ip)
+    if match.rule is not None:
+        trace.append(f"pool {pool.name}: client in geo rule {match.rule} (holds for its /{match.scope})")
+    return match.rule, match.scope
+
+
 def plan(zone: Zone, pool_name: str, family: int, location: ClientLocation, health: HealthSnapshot,
-         data: SteeringData) -> Plan:
+         data: SteeringData, client_ip: tuple[int, int] | None = None) -> Plan:
     """Rank a pool for a client location: the policy, then `fallback` pools, then `all_down`.
 
+    `client_ip` (version, integer) is matched against `net:` geo rules; see `net_key` for caching.
     A pool with no endpoint of `family` at all answers NODATA (the name has no such records).
     """
     trace: list[str] = [f"client location: {location.describe()}"]
     first = zone.pools[pool_name]
-    prober_region = nearest_prober_region(location, health, data.regions)
+    prober_region = nearest_prober_region(location, health, data.regions, data.local_region)
     if prober_region:
         trace.append(f"nearest prober region: {prober_region}")
     scope = 0
     visited, pool = [], first
     while pool is not None and pool.name not in visited:
         visited.append(pool.name)
-        if pool.policy in LOCATION_POLICIES:
+        rule, net_scope = _net_rule(pool, client_ip, trace)
+        scope = max(scope, net_scope)
+        if pool.policy in LOCATION_POLICIES and rule is None:
             scope = max(scope, location.prefix_len)
-        ctx = Context(pool, location, health, data.regions, data.latency, prober_region)
+        ctx = Context(pool, location, health, data.regions, data.latency, prober_region, rule)
         result = _plan_pool(pool, family, ctx, False, trace)
         if result is not None:
             return dataclasses.replace(result, scope=scope, trace=tuple(trace))
@@ -152,7 +186,8 @@ def plan(zone: Zone, pool_name: str, family: int, location: ClientLocation, heal
         return Plan("nodata", first.name, first.ttl, scope=scope, trace=tuple(trace))
     trace.append(f"nothing healthy: all_down {first.all_down}")
     if first.all_down == "serve_all":
-        ctx = Context(first, location, health, data.regions, data.latency, prober_region)
+        rule, _ = _net_rule(first, client_ip, [])
+        ctx = Context(first, location, health, data.regions, data.latency, prober_region, rule)
         result = _plan_pool(first, family, ctx, True, trace)
         if result is not None:
             return dataclasses.replace(result, scope=scope, trace=tuple(trace))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from gslb.config.latency import LatencyTable
 from gslb.config.model import Pool, Site
 from gslb.config.regions import Regions
+from gslb.health.rttstep import rtt_step
 from gslb.health.snapshot import HealthSnapshot
 from gslb.steering.location import ClientLocation, great_circle_km
 
@@ -28,14 +29,16 @@ class Estimate:
     detail: str = ""
 
 
-def nearest_prober_region(location: ClientLocation, health: HealthSnapshot, regions: Regions) -> str | None:
-    """The reporting prober region closest to the client (regions must be in regions.yaml)."""
+def nearest_prober_region(location: ClientLocation, health: HealthSnapshot, regions: Regions,
+                          local_region: str | None = None) -> str | None:
+    """The reporting prober region closest to the client (regions must be in regions.yaml), leaving out
+    this server's embedded prober (`local_region`): what it measures no other server sees."""
     if location.lat is None or location.lon is None:
         return None
     best, best_km = None, float("inf")
     for name in sorted(health.regions()):
         region = regions.get(name)
-        if region is None:
+        if region is None or name == local_region:
             continue
         km = great_circle_km(location.lat, location.lon, region.lat, region.lon)
         if km < best_km:
@@ -50,7 +53,9 @@ def estimate(site: Site, pool: Pool, location: ClientLocation, health: HealthSna
         rtts = [r for e in site.endpoints
                 if (r := health.of(pool.target_of(e)).rtt_from(prober_region)) is not None]  # type: ignore[arg-type]
         if rtts:
-            return Estimate(min(rtts), "probe", f"measured from {prober_region}")
+            # Counted in steps (gslb/health/rttstep.py): every server holds the same step for a report.
+            return Estimate(rtt_step(min(rtts)), "probe",
+                            f"{min(rtts):.2f} ms measured from {prober_region}, counted in its step")
     row = table.lookup((location.subdivision, location.country, location.continent), site.region)
     if row is not None:
         return Estimate(row[0], "table", f"{row[1]} -> {site.region}")

@@ -22,6 +22,7 @@ class Context:
     regions: Regions
     latency: LatencyTable
     prober_region: str | None       # reporting prober region nearest the client (latency source 1)
+    net_rule: str | None = None     # the pool's `net:` geo rule holding the client, if any
 
 
 @dataclass(frozen=True, slots=True)
