@@ -258,3 +258,32 @@ def test_new_fields_at_their_defaults_keep_the_old_target_key():
     assert target_key(Target("192.0.2.1", check)) == old
     with_headers = Target("192.0.2.1", Check(type="http", port=80, headers=(("X-A", "${B}"),)))
     assert target_from_key(target_key(with_headers)) == with_headers
+
+
+async def test_an_address_the_file_does_not_list_keeps_its_state_and_the_prober_still_votes(tmp_path):
+    """missing: keep is no news: not a failure (the state holds) and not a prober error (not blind)."""
+    from gslb.health.prober import Prober
+
+    path = tmp_path / "health.txt"
+    path.write_text("192.0.2.10 up\n")
+    listed = Target("192.0.2.10", Check(type="file", path=str(path), interval=0.2, rise=1, fall=1))
+    unlisted = Target("192.0.2.11", Check(type="file", path=str(path), interval=0.2, rise=1, fall=1))
+    prober = Prober("test", lambda region, views: None, report_interval=0.1)
+    await prober.start()
+    try:
+        prober.set_targets([listed, unlisted])
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and prober.views()[unlisted].error is None:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(prober.blind_after() + 0.2)
+        views = prober.views()
+        assert views[listed].state == "up"
+        assert views[unlisted].state == "unknown" and views[unlisted].error == f"192.0.2.11 is not in {path}"
+        assert views[unlisted].prober_error is None and prober.status().blind is None
+        _rewrite(path, "192.0.2.10 up\n192.0.2.11 down maintenance\n")
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and prober.views()[unlisted].state != "down":
+            await asyncio.sleep(0.02)
+        assert prober.views()[unlisted].state == "down"
+    finally:
+        await prober.stop()
