@@ -28,10 +28,11 @@ Then, for the whole duration, all at once:
 
 Prints queries sent/answered/lost and rcodes (dnsperf), SERVFAIL from dnsperf, the checker and the
 server's /metrics, reload lag, stale answers, HTTP statuses through the proxy, and RSS after warm-up and at
-the end for every process and its children, with the growth. Exits 1 when: any SERVFAIL, the RSS of a gslb
-process (or of a child it kept running) grew more than 10 % after warm-up (--max-growth), more than 1 % of dnsperf queries lost (--max-lost), a gslb
-process exited by itself, or no HTTP request through the proxy succeeded. Everything is stopped at the end,
-also on Ctrl-C, SIGTERM or an error; the temp dir (logs included) is removed unless --keep.
+the end for every process and its descendants, with the growth. Exits 1 when: any SERVFAIL, the RSS of a
+gslb process (or of a descendant it kept running) grew more than 10 % after warm-up (--max-growth), more
+than 1 % of dnsperf queries lost (--max-lost), a gslb process exited by itself, or no HTTP request through
+the proxy succeeded. Everything is stopped at the end, also on Ctrl-C, SIGTERM or an error; the temp dir
+(logs included) is removed unless --keep.
 """
 
 from __future__ import annotations
@@ -140,14 +141,19 @@ class Proc:
         return self.popen is not None and self.popen.poll() is None
 
     def sample(self, now: float, parents: dict[int, int]) -> None:
-        """RSS of the process and of its children (gslb serve parses reloads in a forkserver child)."""
+        """RSS of the process and of its descendants (gslb serve parses reloads in a forkserver's child)."""
         if not self.alive():
             return
         inc = self.incarnations[-1]
         kb = rss_kb(self.popen.pid)
         if kb is not None:
             inc["samples"].append((now, kb))
-        for child in (c for c, parent in parents.items() if parent == self.popen.pid):
+        family, grew = {self.popen.pid}, True
+        while grew:
+            new = {c for c, parent in parents.items() if parent in family and c not in family}
+            family |= new
+            grew = bool(new)
+        for child in sorted(family - {self.popen.pid}):
             kb = rss_kb(child)
             if kb is not None:
                 inc["children"].setdefault(child, {"pid": child, "started": now, "samples": []})["samples"].append((now, kb))
@@ -525,7 +531,7 @@ health:
         span = min(60.0, self.duration / 4)      # judged only when watched this long after warm-up
         for p in self.procs:
             for inc in p.incarnations:
-                for role, one in [(p.role, inc)] + [(f"{p.role} child", c) for c in inc["children"].values()]:
+                for role, one in [(p.role, inc)] + [(f"{p.role} descendant", c) for c in inc["children"].values()]:
                     begin = max(self.t0 + self.warmup, one["started"] + min(self.warmup, 15.0))
                     after = [s for s in one["samples"] if s[0] >= begin]
                     if not after:
@@ -604,13 +610,21 @@ def report(soak: Soak, result: dict, args: argparse.Namespace) -> int:
     print(f"RSS (VmRSS) after warm-up and at the end; growth judged for {', '.join(GSLB_ROLES)} "
           f"(limit {args.max_growth:g} %):")
     print(f"  {'process':<22} {'pid':>7} {'start MB':>9} {'end MB':>8} {'max MB':>8} {'growth':>8}")
+    sites: dict[str, list] = collections.defaultdict(list)
     for role, pid, start, end, peak, growth, judged in soak.rss_rows():
+        if role.startswith("site "):
+            sites[role].append((start, end, peak, growth))     # restarted often: one summary line each
+            continue
         mark = ""
         if judged and growth is not None and growth > args.max_growth:
             mark = "  <- over the limit"
             failures.append(f"{role} (pid {pid}) RSS grew {growth:.1f} %")
         print(f"  {role:<22} {pid:>7} {start:>9.1f} {end:>8.1f} {peak:>8.1f} "
               f"{(f'{growth:+.1f} %' if growth is not None else '?'):>8}{'' if judged else '  (not judged)'}{mark}")
+    for role, rows in sites.items():
+        growths = [g for *_, g in rows if g is not None]
+        print(f"  {role:<22} {len(rows):>3} runs, start {min(r[0] for r in rows):.1f}-{max(r[0] for r in rows):.1f} MB, "
+              f"max {max(r[2] for r in rows):.1f} MB, growth at most {max(growths, default=0):+.1f} %  (not judged)")
     for p in (soak.serve, soak.probe, soak.proxy):
         tracebacks, errors = log_problems(p.log)
         print(f"log of {p.role}: {tracebacks} tracebacks, {errors} ERROR lines")
