@@ -10,7 +10,7 @@ import os
 from importlib import metadata
 
 DISTRIBUTION = "gslb-server"   # the name on PyPI; the command and the import package are `gslb`
-VERBS = ("serve", "check", "explain", "probe", "status", "proxy")
+VERBS = ("serve", "check", "explain", "probe", "status", "proxy", "drain", "undrain")
 
 
 def version() -> str:

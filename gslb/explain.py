@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from dnslib import QTYPE, RCODE
 
 from gslb.config.model import Zone
+from gslb.config.overrides import format_time
 from gslb.dns.authority import lookup
 from gslb.health.snapshot import HealthSnapshot
 from gslb.steering.client import Client
@@ -59,6 +60,7 @@ def explain(zones: Mapping[str, Zone], name: str, qtype: str, client: Client, he
     p = plan(ref.zone, ref.pool, ref.family, location, health, data, client.ip)
     out.lines += list(p.trace)
     out.lines += _prober_errors(ref.zone.pools.get(ref.pool), health)
+    out.lines += _override_notes(ref.zone, health)
     if p.outcome != "answer":
         out.rcode = "SERVFAIL" if p.outcome == "servfail" else out.rcode
         out.lines.append(f"answer: {p.outcome.upper()}")
@@ -72,6 +74,21 @@ def explain(zones: Mapping[str, Zone], name: str, qtype: str, client: Client, he
     mode = "rendezvous hash of " + client.affinity_key if p.affinity else "weighted random"
     out.lines.append(f"answer ({mode}, ttl {p.ttl}, ecs scope /{ecs_scope(p, client)}): " + ", ".join(chosen))
     return out
+
+
+def _override_notes(zone: Zone, health: HealthSnapshot) -> list[str]:
+    """A note per override deciding endpoints of the zone's pools: selector, state, source, by, expiry, reason."""
+    seen: dict[int, tuple] = {}
+    for (origin, pool, site, address), entry in health.overrides.items():
+        if origin == zone.origin:
+            seen.setdefault(id(entry), (entry, []))[1].append(f"{pool}/{site}/{address}")
+    lines = []
+    for entry, where in seen.values():
+        by = f" by {entry.by}" if entry.by else ""
+        until = f" until {format_time(entry.until)}" if entry.until else ""
+        lines.append(f"  note: override {entry.selector} {entry.state} ({entry.where}{by}{until}): {entry.reason} "
+                     f"[{', '.join(sorted(where)[:5])}{', ...' if len(where) > 5 else ''}]")
+    return lines
 
 
 def _prober_errors(pool, health: HealthSnapshot) -> list[str]:

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from gslb.config.latency import load_latency_table
 from gslb.config.model import Target, Zone
+from gslb.config.overrides import FILE_NAME as OVERRIDES_FILE
 from gslb.config.regions import load_regions
 from gslb.config.reloader import ZoneParser
 from gslb.config.server import ServerConfig
@@ -36,6 +37,11 @@ from gslb.steering.decide import SteeringData
 from gslb.steering.location import Locator
 
 log = logging.getLogger("gslb.server")
+
+
+def overrides_path(zones: str) -> str | None:
+    """overrides.yaml of the zones directory (None when `zones` is a single file)."""
+    return os.path.join(zones, OVERRIDES_FILE) if os.path.isdir(zones) else None
 
 
 def zone_targets(zones: Any) -> list[Target]:
@@ -66,7 +72,7 @@ class Server:
         self.store = ZoneStore(config.zones, regions, config.limits, state_dir=config.health.state_dir or None)
         self.parser = ZoneParser(regions, config.limits)   # reloads parse in a subprocess (started on first use)
         self.health_service = HealthFeed(feed, self._on_health) if feed is not None \
-            else HealthService(config.health, self._on_health)
+            else HealthService(config.health, self._on_health, overrides_path(config.zones))
         self.sender = SnapshotSender(workers) if workers else None
         self.reuse_port = feed is not None or bool(workers)
         self.handler: Handler | None = None
@@ -149,6 +155,7 @@ class Server:
         else:
             self.handler.table = table
         self.health_service.set_targets(zone_targets(self.store.zones))
+        self.health_service.set_zones(self.store.zones)
         log.info("serving %d zones: %s", len(self.store.zones), ", ".join(sorted(self.store.zones)) or "none")
 
     async def _watch(self) -> None:
@@ -156,6 +163,8 @@ class Server:
             await asyncio.sleep(self.config.reload_interval)
             # The store is only read here between reloads: a reload in a worker thread changes it.
             try:
+                # The overrides file is small: read on the loop, it applies at once.
+                self.health_service.reload_overrides()
                 if not self._reload_lock.locked() and self.store.changed():
                     await self.reload_async()
             except Exception:
@@ -183,9 +192,17 @@ class Server:
         self._tasks.append(asyncio.create_task(self._watch()))
         loop = asyncio.get_running_loop()
         try:
-            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload_async(force=True)))
+            loop.add_signal_handler(signal.SIGHUP, self._on_hup)
         except (NotImplementedError, RuntimeError):
             pass
+
+    def _on_hup(self) -> None:
+        """SIGHUP: read the overrides file and every zone file again."""
+        try:
+            self.health_service.reload_overrides(force=True)
+        except Exception:
+            log.exception("reading the overrides file failed; the last good overrides stay in force")
+        asyncio.ensure_future(self.reload_async(force=True))
 
     async def _start_api(self) -> None:
         from gslb.api.app import make_api_app

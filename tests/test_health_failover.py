@@ -96,16 +96,17 @@ def test_health_api_and_operator_override(serve, sites):
     with urllib.request.urlopen(f"{api}/v1/health", timeout=5) as resp:
         health = json.load(resp)
     endpoint = health["zones"][0]["pools"][0]["sites"][0]["endpoints"][0]
-    assert endpoint["address"] == A and endpoint["override"] == "down" and not endpoint["answered"]
+    assert endpoint["address"] == A and not endpoint["answered"]
+    assert endpoint["override"]["state"] == "down" and endpoint["override"]["source"] == "api"
     assert endpoint["regions"]["local"]["rtt_ms"] > 0
     status = subprocess.run([sys.executable, "-m", "gslb", "status", "--api", api], cwd=REPO, capture_output=True,
                             text=True, timeout=20, check=True).stdout
-    assert f"{A}" in status and "NOT answered (down (api override))" in status
+    assert f"{A}" in status and f"NOT answered (down (override */*/{A}, api))" in status
     assert "prober local: live" in status and "local                up       rtt " in status
     with urllib.request.urlopen(f"{api}/status", timeout=5) as resp:
         page = resp.read().decode()
     assert resp.headers["Content-Type"].startswith("text/html")
-    assert f"{A}" in page and "<span class=down>NOT answered</span> (down (api override))" in page
+    assert f"{A}" in page and f"<span class=down>NOT answered</span> (down (override */*/{A}, api))" in page
     with urllib.request.urlopen(f"{api}/metrics", timeout=5) as resp:
         metrics = resp.read().decode()
     assert f'gslb_endpoint_answered{{zone="f.test.",pool="web",site="a",address="{A}"}} 0' in metrics

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gslb.config.health import HealthSettings
 from gslb.config.model import Check, Target
+from gslb.config.overrides import Override, parse_selector
 from gslb.health.monitor import HealthMonitor
 from gslb.health.snapshot import RegionView
 
@@ -75,9 +76,12 @@ def test_overrides_and_publishing_only_on_change():
     assert len(published) == count
     monitor.report("a", {T: RegionView("up", rtt_ms=20.0)}, 1.0)   # a real change: published
     assert len(published) == count + 1
-    monitor.set_override("192.0.2.1", "down")
-    assert published[-1].overrides == {"192.0.2.1": "down"}
-    monitor.set_override("192.0.2.1", "auto")
+    key, entry = ("t.test.", "web", "a", "192.0.2.1"), Override(parse_selector("web/a"), "down", "test", "api")
+    monitor.set_overrides({key: entry})
+    assert dict(published[-1].overrides) == {key: entry} and len(published) == count + 2
+    monitor.set_overrides({key: entry})                          # the same overrides: nothing new
+    assert len(published) == count + 2
+    monitor.set_overrides({})
     assert dict(published[-1].overrides) == {}
 
 
@@ -147,7 +151,10 @@ def test_combining_only_what_moved_gives_what_combining_everything_gives():
             clock.now += rng.choice((0.5, 2.0, 6.0))
             monitor.tick()
         elif step < 0.95:
-            monitor.set_override(rng.choice(targets).address, rng.choice(("up", "down", "auto")))
+            address = rng.choice(targets).address
+            state = rng.choice(("up", "down", "auto"))
+            monitor.set_overrides({} if state == "auto" else {
+                ("t.test.", "web", "a", address): Override(parse_selector(f"web/a/{address}"), state, "t", "api")})
         else:
             monitor.set_targets(rng.sample(targets, rng.randint(6, 12)))
         seen = {t: (h.state, h.reason, dict(h.regions)) for t, h in monitor.snapshot.targets.items()}

@@ -198,8 +198,9 @@ def test_override_bodies_are_bounded_and_name_endpoints_that_exist(srv):
     assert (status, answer) == (404, {"error": "192.0.2.99 is not an endpoint of any loaded zone"})
     status, answer = post(srv, "/v1/endpoints/fe80::1%25eth0/status", b'{"status": "down"}', AUTH)
     assert status == 400 and "scoped IPv6" in answer["error"]
-    assert srv.server.health_service.monitor.overrides == {}
+    assert dict(srv.server.health_service.monitor.overrides) == {}
     assert post(srv, f"/v1/endpoints/{A}/status", b'{"status": "down"}', AUTH) == (
         200, {"address": A, "status": "down"})
-    assert srv.server.health_service.monitor.overrides == {A: "down"}
+    assert {k: e.state for k, e in srv.server.health_service.monitor.overrides.items()} == {
+        ("ra.test.", "web", "a", A): "down"}
     assert dns_answers(srv)

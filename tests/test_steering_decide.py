@@ -11,9 +11,11 @@ from types import MappingProxyType
 import pytest
 
 from gslb.config.model import Target
+from gslb.config.overrides import Override, parse_selector
 from gslb.config.regions import Region, Regions
 from gslb.config.yamlsrc import load_yaml
 from gslb.config.zone import parse_zone
+from gslb.health.overrides import resolve
 from gslb.health.snapshot import EndpointHealth, HealthSnapshot, RegionView
 from gslb.steering.client import Client
 from gslb.steering.decide import SteeringData, choose, ecs_scope, pick, plan
@@ -288,8 +290,9 @@ main:
 """)
     p = plan(zone, "main", 4, PARIS, down(zone, "192.0.2.1"), DATA)
     assert [c.address for c in p.candidates] == ["192.0.2.1"]     # endpoint status beats site status and health
-    forced = HealthSnapshot(overrides=MappingProxyType({"192.0.2.1": "down"}))
-    assert plan(zone, "main", 4, PARIS, forced, DATA).site == "b"  # the API override beats status
+    entry = Override(parse_selector("main/a/192.0.2.1"), "down", "test", "api")
+    forced = HealthSnapshot(overrides=MappingProxyType(resolve([entry], {zone.origin: zone}, 0.0)))
+    assert plan(zone, "main", 4, PARIS, forced, DATA).site == "b"  # an override beats status
 
 
 def test_unknown_health_counts_as_up():

@@ -12,6 +12,7 @@ from dnslib import QTYPE
 from gslb.api.auth import operator_refusal, read_guard
 from gslb.api.health import add_health_routes
 from gslb.api.keys import SERVER
+from gslb.api.overrides import add_override_routes
 from gslb.explain import explain
 from gslb.steering.client import Client
 
@@ -81,4 +82,5 @@ def make_api_app(server: Any) -> web.Application:
     app.router.add_get("/v1/explain", explain_handler)
     app.router.add_post("/v1/reload", reload_handler)
     add_health_routes(app)
+    add_override_routes(app)
     return app

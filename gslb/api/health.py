@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import html
-import ipaddress
 import time
 from typing import Any
 
 from aiohttp import web
 from dnslib import RCODE
 
-from gslb.api.auth import operator_refusal
-from gslb.api.jsonbody import BadJson, read_json
 from gslb.api.keys import SERVER
+from gslb.api.overrides import overrides_document
 from gslb.dns.metrics import dns_guard_metrics
 from gslb.health.intake import ReportRefused
 from gslb.health.report import ReportTooLarge, decode_report, inflate
@@ -21,14 +19,15 @@ from gslb.health.signing import HEADER, Verifier
 from gslb.steering.decide import endpoint_usable
 
 
-def _endpoint_json(server: Any, pool, site, endpoint, now: float) -> dict:
+def _endpoint_json(server: Any, zone: str, pool, site, endpoint, now: float) -> dict:
     service = server.health_service
     snapshot = service.snapshot
     target = pool.target_of(endpoint)
     health = snapshot.of(target) if target is not None else None
-    usable, why = endpoint_usable(endpoint, site, pool, snapshot)
+    usable, why = endpoint_usable(endpoint, site, pool, snapshot, zone=zone)
+    forced = snapshot.forced(zone, pool.name, site.name, endpoint.address)
     out = {"address": endpoint.address, "weight": endpoint.weight, "status": endpoint.status,
-           "override": snapshot.overrides.get(endpoint.address), "answered": usable, "why": why}
+           "override": forced.as_json() if forced is not None else None, "answered": usable, "why": why}
     if health is not None:
         # Each region's latest report, not the one last combined: small RTT moves and report times
         # do not make a new snapshot, but the operator should see them. `live`: counted in the quorum.
@@ -52,7 +51,7 @@ def health_document(server: Any) -> dict:
         pools = []
         for pool in zone.pools.values():
             sites = [{"name": site.name, "status": site.status,
-                      "endpoints": [_endpoint_json(server, pool, site, e, now) for e in site.endpoints]}
+                      "endpoints": [_endpoint_json(server, zone.origin, pool, site, e, now) for e in site.endpoints]}
                      for site in pool.sites]
             pools.append({"name": pool.name, "policy": pool.policy,
                           "check": pool.check.type if pool.check else None, "sites": sites})
@@ -70,7 +69,7 @@ def health_document(server: Any) -> dict:
             "fail_open_total": monitor.fail_open_total, "version": monitor.snapshot.version,
             "probers": probers, "reports": {"accepted": intake.accepted, "refused": dict(intake.refused),
                                             "refused_from": intake.refused_sources()},
-            "zones": zones}
+            "zones": zones, "overrides": overrides_document(server)["overrides"]}
 
 
 def refused_source_lines(health: dict, now: float, indent: str = "  ") -> list[str]:
@@ -84,6 +83,19 @@ def refused_source_lines(health: dict, now: float, indent: str = "  ") -> list[s
         counts = ", ".join(f"{n} {r}" for r, n in sorted(s["refused"].items()))
         lines.append(f"{indent}refused {who} from {s['peer'] or '?'}: {accepted}; {counts}, "
                      f"last {now - s['last']:.0f} s ago: {s['last_message']}")
+    return lines
+
+
+def override_lines(overrides: list[dict], indent: str = "  ") -> list[str]:
+    """One line per override entry: selector, state, source, by, expiry, reason (docs/overrides.md)."""
+    lines = []
+    for o in overrides:
+        source = f"{o['source']} {o['file']}:{o['line']}" if o.get("file") else o["source"]
+        until = f" until {o['until_text']}" if o.get("until_text") else ""
+        by = f" by {o['by']}" if o.get("by") else ""
+        applies = f"{o['deciding']} of {o['matches']} endpoints" if o.get("active") else "EXPIRED, not applied"
+        lines.append(f"{indent}override {o['selector']} {o['state'].upper()} ({source}{by}{until}; {applies}): "
+                     f"{o['reason']}")
     return lines
 
 
@@ -104,6 +116,7 @@ def render_text(health: dict) -> str:
     if refused:
         lines.append("  reports refused: " + ", ".join(f"{n} {r}" for r, n in sorted(refused.items())))
     lines += refused_source_lines(health, time.time())
+    lines += override_lines(health.get("overrides", []))
     for zone in health["zones"]:
         for pool in zone["pools"]:
             lines.append(f"{zone['origin']} pool {pool['name']} ({pool['policy']}, check {pool['check'] or 'none'})")
@@ -206,41 +219,6 @@ async def post_report(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "accepted": len(views)})
 
 
-def _endpoint_addresses(server: Any) -> set[str]:
-    """Every endpoint address of every loaded zone."""
-    return {endpoint.address for zone in server.served_zones.values() for pool in zone.pools.values()
-            for site in pool.sites for endpoint in site.endpoints}
-
-
-async def post_status(request: web.Request) -> web.Response:
-    """Operator override: {"status": "up" | "down" | "auto"} for an endpoint address (bearer secret)."""
-    refusal = operator_refusal(request)
-    if refusal is not None:
-        return refusal
-    server = request.app[SERVER]
-    service = server.health_service
-    text = request.match_info["address"]
-    try:
-        parsed = ipaddress.ip_address(text)
-    except ValueError:
-        return _refuse(f"{text[:60]!r} is not an IP address", 400)
-    if getattr(parsed, "scope_id", None):
-        return _refuse(f"{text[:60]}: a scoped IPv6 address (with %zone) is not an endpoint address", 400)
-    address = str(parsed)
-    try:
-        body = await read_json(request)
-    except BadJson as exc:
-        return _refuse(str(exc), exc.status)
-    status = body.get("status") if isinstance(body, dict) else None
-    if status not in ("up", "down", "auto"):
-        return _refuse('expected a body {"status": "up" | "down" | "auto"}', 400)
-    # "auto" may still clear an override whose endpoint has left the zones since.
-    if address not in _endpoint_addresses(server) and not (status == "auto" and address in service.monitor.overrides):
-        return _refuse(f"{address} is not an endpoint of any loaded zone", 404)
-    service.monitor.set_override(address, status)
-    return web.json_response({"address": address, "status": status})
-
-
 async def get_targets(request: web.Request) -> web.Response:
     """What this server wants probed, for `gslb probe --from`."""
     return web.json_response({"targets": sorted(request.app[SERVER].health_service.known)})
@@ -263,7 +241,7 @@ async def get_metrics(request: web.Request) -> web.Response:
         for pool in zone.pools.values():
             for site in pool.sites:
                 for endpoint in site.endpoints:
-                    usable, _ = endpoint_usable(endpoint, site, pool, snapshot)
+                    usable, _ = endpoint_usable(endpoint, site, pool, snapshot, zone=zone.origin)
                     lines.append(f'gslb_endpoint_answered{{zone="{zone.origin}",pool="{pool.name}",site="{site.name}",'
                                  f'address="{endpoint.address}"}} {int(usable)}')
     handler = server.handler
@@ -314,4 +292,3 @@ def add_health_routes(app: web.Application) -> None:
     app.router.add_get("/status", get_status_page)
     app.router.add_get("/v1/targets", get_targets)
     app.router.add_post("/v1/reports", post_report)
-    app.router.add_post("/v1/endpoints/{address}/status", post_status)

@@ -44,7 +44,7 @@ def entry_json(entry: Override, server: Any, now: float) -> dict:
     resolved = service.overrides.resolved
     out = entry.as_json()
     out["active"] = entry.active(now)
-    out["matches"] = len(selected(entry.selector, server.store.zones)) if out["active"] else 0
+    out["matches"] = len(selected(entry.selector, server.served_zones)) if out["active"] else 0
     out["deciding"] = sum(1 for e in resolved.values() if e is entry)
     return out
 
@@ -107,7 +107,7 @@ async def post_override(request: web.Request) -> web.Response:
 
 
 def _apply(server: Any, entry: Override, now: float) -> web.Response:
-    problem = selector_problem(entry.selector, server.store.zones)
+    problem = selector_problem(entry.selector, server.served_zones)
     if problem is not None:
         return _error(problem, 404)
     try:
@@ -169,10 +169,10 @@ async def post_endpoint_status(request: web.Request) -> web.Response:
     address = str(selector.network.network_address) if selector.network is not None else text
     if status == "auto":
         response = _clear(server, selector)
-        if response.status == 404 and selector_problem(selector, server.store.zones) is not None:
+        if response.status == 404 and selector_problem(selector, server.served_zones) is not None:
             return _error(f"{address} is not an endpoint of any loaded zone", 404)
         return web.json_response({"address": address, "status": status}) if response.status == 200 else response
-    if selector_problem(selector, server.store.zones) is not None:
+    if selector_problem(selector, server.served_zones) is not None:
         return _error(f"{address} is not an endpoint of any loaded zone", 404)
     now = time.time()
     reason = body.get("reason") if isinstance(body.get("reason"), str) and body["reason"].strip() \

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import time
 
 from gslb.config.latency import load_latency_table
+from gslb.config.overrides import FILE_NAME as OVERRIDES_FILE
+from gslb.config.overrides import load_overrides, selector_problems
 from gslb.config.regions import load_regions
 from gslb.config.server import load_server_config
 from gslb.config.zone import load_zones
@@ -38,7 +42,12 @@ def run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, data=args.data)
     regions = _collect(problems, load_regions, config.regions_path)
     _collect(problems, load_latency_table, config.latency_path)
-    zones = _collect(problems, load_zones, args.path or config.zones, regions, config.limits) or {}
+    path = args.path or config.zones
+    if os.path.basename(path) == OVERRIDES_FILE and os.path.isfile(path):
+        path = os.path.dirname(path) or "."       # `gslb check zones/overrides.yaml`: against its zones
+    zone_problems = len(problems)
+    zones = _collect(problems, load_zones, path, regions, config.limits) or {}
+    overrides = _check_overrides(path, zones, problems, zones_ok=len(problems) == zone_problems)
     for problem in problems:
         print(problem)
     if problems:
@@ -46,8 +55,28 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for zone in sorted(zones.values(), key=lambda z: z.origin):
         print(f"{zone.file}: ok: {zone.origin} ({len(zone.names)} names, {len(zone.pools)} pools)")
+    if overrides is not None:
+        now = time.time()
+        expired = [f"{o.selector} (line {o.line})" for o in overrides if not o.active(now)]
+        print(f"{overrides_path(path)}: ok: {len(overrides)} overrides"
+              + (f"; expired, no longer applied: {', '.join(expired)}" if expired else ""))
     _print_amplification(zones, regions, config)
     return 0
+
+
+def overrides_path(zones_path: str) -> str:
+    return os.path.join(zones_path, OVERRIDES_FILE)
+
+
+def _check_overrides(zones_path: str, zones, problems: list[Problem], zones_ok: bool):
+    """overrides.yaml of a zones directory: its own problems, and (when the zones loaded cleanly) each
+    selector that matches no pool, site or endpoint. None when there is no such file."""
+    if not os.path.isdir(zones_path) or not os.path.exists(overrides_path(zones_path)):
+        return None
+    overrides = _collect(problems, load_overrides, overrides_path(zones_path))
+    if overrides is not None and zones_ok:
+        problems.extend(selector_problems(overrides, zones))
+    return overrides
 
 
 def _print_amplification(zones, regions, config) -> None:

@@ -70,12 +70,11 @@ class Selector:
         return (f"{self.zone}:" if self.zone else "") + "/".join(parts)
 
     @property
-    def rank(self) -> tuple[int, int, int]:
+    def rank(self) -> tuple[int, int, bool, bool, bool]:
         """Greater is more specific: depth, then the prefix length (an address beats a CIDR holding it),
-        then the number of parts named rather than `*`."""
+        then a named site, pool, zone (in that order) over `*` or none."""
         prefix = self.network.prefixlen if self.network is not None else 0
-        named = sum(x is not None for x in (self.zone, self.pool, self.site))
-        return self.depth, prefix, named
+        return self.depth, prefix, self.site is not None, self.pool is not None, self.zone is not None
 
     def matches(self, zone: str, pool: str, site: str, address: str) -> bool:
         """Whether the endpoint `address` of site `site` in pool `pool` of zone `zone` is selected."""
@@ -174,7 +173,9 @@ def parse_time(value: Any) -> float:
         if value.tzinfo is None:
             raise ValueError(f"{short(str(value))}: give the time zone (Z for UTC, or an offset like +02:00)")
         return value.timestamp()
-    raise ValueError(f"{short(value)}: expected an RFC 3339 time like 2025-06-01T18:00:00Z")
+    why = f"{value}: a date without a time; write a time and zone, like {value}T00:00:00Z" \
+        if isinstance(value, datetime.date) else f"{short(value)}: expected an RFC 3339 time like 2025-06-01T18:00:00Z"
+    raise ValueError(why)
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")

@@ -16,6 +16,7 @@ import dnslib
 
 from gslb.config.model import ExternalPool, RRset, Soa, Zone, ZoneLimits, frozen_map
 from gslb.config.names import NameError_, absolute, is_within, parent
+from gslb.config.overrides import FILE_NAME as OVERRIDES_FILE
 from gslb.config.pools import parse_pools
 from gslb.config.regions import Regions
 from gslb.config.yamlsrc import SourceList, SourceMap, load_yaml_file, short
@@ -355,13 +356,13 @@ def pool_problems(zone: Zone, zones: Mapping[str, Zone]) -> list[Problem]:
 
 
 def zone_files(directory: str) -> list[str]:
-    """The zone files of a directory: *.yaml and *.yml, sorted, hidden files skipped."""
+    """The zone files of a directory: *.yaml and *.yml, sorted, hidden files and overrides.yaml skipped."""
     try:
         names = sorted(os.listdir(directory))
     except OSError as exc:
         raise ConfigError([Problem(directory, 0, f"cannot read zone directory: {exc.strerror}")]) from None
     return [os.path.join(directory, n) for n in names
-            if n.endswith((".yaml", ".yml")) and not n.startswith(".")]
+            if n.endswith((".yaml", ".yml")) and not n.startswith(".") and n != OVERRIDES_FILE]
 
 
 def load_zones(path: str, regions: Regions | None = None, limits: ZoneLimits = DEFAULT_LIMITS) -> dict[str, Zone]:

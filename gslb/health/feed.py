@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from types import MappingProxyType
 
 from gslb.config.model import Target
+from gslb.config.overrides import Override, parse_selector
 from gslb.health.snapshot import EndpointHealth, HealthSnapshot, RegionView
 from gslb.health.statefile import target_key
 
@@ -24,7 +25,8 @@ log = logging.getLogger("gslb.health")
 
 def encode_snapshot(snapshot: HealthSnapshot) -> bytes:
     return json.dumps({
-        "version": snapshot.version, "overrides": dict(snapshot.overrides),
+        "version": snapshot.version,
+        "overrides": [[*key, o.as_json()] for key, o in snapshot.overrides.items()],
         "targets": [{"key": target_key(t), "state": h.state, "since": h.since, "reason": h.reason,
                      "regions": {r: [v.state, v.rtt_ms, v.error, v.updated, v.prober_error]
                                  for r, v in h.regions.items()}}
@@ -41,7 +43,11 @@ def decode_snapshot(line: bytes, known: dict[str, Target]) -> HealthSnapshot:
         if target is not None:
             regions = {r: RegionView(*v) for r, v in item["regions"].items()}
             targets[target] = EndpointHealth(item["state"], item["since"], item["reason"], MappingProxyType(regions))
-    return HealthSnapshot(MappingProxyType(targets), MappingProxyType(data["overrides"]), data["version"])
+    overrides = {}
+    for *key, o in data["overrides"]:
+        overrides[tuple(key)] = Override(parse_selector(o["selector"]), o["state"], o["reason"], o["source"],
+                                         o["until"], o["by"], o["created"], o["file"], o["line"] or 0)
+    return HealthSnapshot(MappingProxyType(targets), MappingProxyType(overrides), data["version"])
 
 
 class SnapshotSender:
@@ -83,6 +89,12 @@ class HealthFeed:
         self.known: dict[str, Target] = {}
         self._pending: bytes | None = None
         self._task: asyncio.Task | None = None
+
+    def set_zones(self, zones: object) -> None:
+        """Overrides are resolved in the main process; they arrive in its snapshots."""
+
+    def reload_overrides(self, force: bool = False) -> bool:
+        return False
 
     def set_targets(self, targets: Iterable[Target]) -> None:
         self.known = {target_key(t): t for t in targets}

@@ -8,7 +8,7 @@
   4 regions" where the operator runs 3) nor leaves a single node without failover.
 - With no live region left, the last state holds for `grace` seconds, then every target is treated
   as up (fail open), logged and counted in `fail_open_total`.
-- Operator overrides (address -> up | down) ride along in the snapshot.
+- The operator overrides in force (resolved by gslb/health/overrides.py) ride along in the snapshot.
 A new snapshot (version + 1) is published through `on_change` whenever a state, an override or an
 RTT (to another step: gslb/health/rttstep.py) changes.
 """
@@ -23,6 +23,7 @@ from types import MappingProxyType
 
 from gslb.config.health import HealthSettings
 from gslb.config.model import Target
+from gslb.config.overrides import Override
 from gslb.health.quorum import quorum
 from gslb.health.rttstep import rtt_step
 from gslb.health.snapshot import EndpointHealth, HealthSnapshot, ProberStatus, RegionView
@@ -58,7 +59,7 @@ class HealthMonitor:
         self.clock = clock
         self.targets: dict[Target, None] = {}
         self.regions: dict[str, RegionReport] = {}
-        self.overrides: dict[str, str] = {}
+        self.overrides: Mapping[tuple[str, str, str, str], Override] = MappingProxyType({})
         self.snapshot = HealthSnapshot()       # the latest details, for the API
         self.published = self.snapshot         # what steering uses; replaced only on a real change
         self.fail_open = False
@@ -80,8 +81,7 @@ class HealthMonitor:
         targets = {t: EndpointHealth(s, now, reason)  # type: ignore[arg-type]
                    for t, s in states.items() if s in ("up", "down")}
         self._seeded = bool(targets)
-        self.snapshot = self.published = HealthSnapshot(MappingProxyType(targets),
-                                                        MappingProxyType(dict(self.overrides)), 1)
+        self.snapshot = self.published = HealthSnapshot(MappingProxyType(targets), self.overrides, 1)
         self._last_live = now
 
     def set_targets(self, targets: Iterable[Target]) -> None:
@@ -107,14 +107,12 @@ class HealthMonitor:
             moved += [t for t in before.views if t not in views and t in self.targets]
         self.recompute(moved)
 
-    def set_override(self, address: str, status: str) -> None:
-        """Force an address up or down everywhere, or hand it back to health ("auto")."""
-        if status == "auto":
-            self.overrides.pop(address, None)
-        else:
-            self.overrides[address] = status
-        log.info("override: %s %s", address, status)
-        self.recompute()
+    def set_overrides(self, overrides: Mapping[tuple[str, str, str, str], Override]) -> None:
+        """The overrides in force now: (zone, pool, site, address) -> deciding entry. Published at once."""
+        if dict(overrides) == dict(self.overrides):
+            return
+        self.overrides = MappingProxyType(dict(overrides))
+        self._publish(dict(self.snapshot.targets), ())
 
     def tick(self) -> None:
         """Called every report interval: drops silent regions, applies grace and fail-open."""
@@ -195,7 +193,7 @@ class HealthMonitor:
         old = self.published
         changed = set(targets) != set(old.targets) or dict(self.overrides) != dict(old.overrides) or any(
             old.of(t).state != targets[t].state or _rtt_moved(old.of(t).regions, targets[t].regions) for t in todo)
-        self.snapshot = HealthSnapshot(MappingProxyType(targets), MappingProxyType(dict(self.overrides)),
+        self.snapshot = HealthSnapshot(MappingProxyType(targets), self.overrides,
                                        old.version + 1 if changed else old.version)
         if changed:
             self.published = self.snapshot

@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from gslb.config.model import Target
+from gslb.config.overrides import Override
 
 HealthState = Literal["unknown", "up", "down"]
 _EMPTY: Mapping = MappingProxyType({})
@@ -60,11 +61,16 @@ _UNKNOWN = EndpointHealth()
 
 @dataclass(frozen=True, slots=True)
 class HealthSnapshot:
-    """Every target's health and the operator's API overrides (address -> "up" | "down")."""
+    """Every target's health and the operator's overrides in force: (zone origin, pool, site, address) ->
+    the entry that decides that endpoint (gslb/health/overrides.py resolves the precedence)."""
 
     targets: Mapping[Target, EndpointHealth] = field(default_factory=lambda: _EMPTY)
-    overrides: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    overrides: Mapping[tuple[str, str, str, str], Override] = field(default_factory=lambda: _EMPTY)
     version: int = 0
+
+    def forced(self, zone: str, pool: str, site: str, address: str) -> Override | None:
+        """The override deciding this endpoint of `pool`/`site` in `zone`, if any."""
+        return self.overrides.get((zone, pool, site, address)) if self.overrides else None
 
     def of(self, target: Target) -> EndpointHealth:
         """Health of a target; `unknown` if it was never probed."""

@@ -55,16 +55,16 @@ class SavedHealth:
 
     combined: dict[Target, HealthState] = field(default_factory=dict)
     local: dict[Target, tuple[HealthState, float | None]] = field(default_factory=dict)
-    overrides: dict[str, str] = field(default_factory=dict)
     age: float = 0.0
 
 
 def save(state_dir: str, combined: dict[Target, HealthState],
-         local: dict[Target, tuple[HealthState, float | None]], overrides: dict[str, str]) -> None:
-    """Write health.json in state_dir (made if missing). :raises OSError: when it cannot be written."""
+         local: dict[Target, tuple[HealthState, float | None]]) -> None:
+    """Write health.json in state_dir (made if missing). :raises OSError: when it cannot be written.
+    Overrides are not in it: they have their own file, which no age limit discards (overridefile.py)."""
     os.makedirs(state_dir, exist_ok=True)
     path = os.path.join(state_dir, FILE_NAME)
-    body = {"saved_at": time.time(), "overrides": overrides,
+    body = {"saved_at": time.time(),
             "combined": [{"key": target_key(t), "state": s} for t, s in combined.items()],
             "targets": [{"key": target_key(t), "state": s, "rtt_ms": r} for t, (s, r) in local.items()]}
     tmp = f"{path}.tmp"
@@ -94,9 +94,8 @@ def load(state_dir: str, max_age: float) -> SavedHealth:
             combined = {target_from_key(item["key"]): _state(item["state"]) for item in body["combined"]}
         else:                                    # a file from before the combined part existed
             combined = {t: s for t, (s, _) in local.items()}
-        overrides = {str(a): _state(s) for a, s in body.get("overrides", {}).items() if s in ("up", "down")}
         log.info("restored the health of %d targets from %s (%.0f s old)", len(combined), path, age)
-        return SavedHealth(combined, local, overrides, age)
+        return SavedHealth(combined, local, age)
     except FileNotFoundError:
         return SavedHealth()
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -72,16 +72,16 @@ class Plan:
 
 
 def endpoint_usable(endpoint: Endpoint, site: Site, pool: Pool, health: HealthSnapshot,
-                    ignore_health: bool = False) -> tuple[bool, str]:
-    """Whether an endpoint may be answered, and the word explaining why.
+                    ignore_health: bool = False, zone: str = "") -> tuple[bool, str]:
+    """Whether an endpoint of `pool` in `zone` (its origin) may be answered, and the word explaining why.
 
-    Precedence: weight 0 (drained) > API override > endpoint `status` > site `status` > health.
+    Precedence: weight 0 (drained) > override (docs/overrides.md) > endpoint `status` > site `status` > health.
     """
     if endpoint.weight == 0 or site.weight == 0:
         return False, "drained (weight 0)"
-    forced = health.overrides.get(endpoint.address)
-    if forced in ("up", "down"):
-        return forced == "up", f"{forced} (api override)"
+    forced = health.forced(zone, pool.name, site.name, endpoint.address)
+    if forced is not None:
+        return forced.state == "up", f"{forced.state} (override {forced.selector}, {forced.source})"
     if endpoint.status != "auto":
         return endpoint.status == "up", f"{endpoint.status} (status)"
     if site.status != "auto":
@@ -95,14 +95,14 @@ def endpoint_usable(endpoint: Endpoint, site: Site, pool: Pool, health: HealthSn
 
 
 def _tier_candidates(tier: Tier, pool: Pool, family: int, health: HealthSnapshot,
-                     ignore_health: bool, trace: list[str]) -> list[Candidate]:
+                     ignore_health: bool, trace: list[str], zone: str) -> list[Candidate]:
     found = []
     for site in tier.sites:
         words = []
         for endpoint in site.endpoints:
             if endpoint.family != family:
                 continue
-            usable, why = endpoint_usable(endpoint, site, pool, health, ignore_health)
+            usable, why = endpoint_usable(endpoint, site, pool, health, ignore_health, zone)
             words.append(f"{endpoint.address} {why}")
             if usable:
                 found.append(Candidate(endpoint.address, endpoint.weight * site.weight, site.name))
@@ -110,7 +110,8 @@ def _tier_candidates(tier: Tier, pool: Pool, family: int, health: HealthSnapshot
     return found
 
 
-def _plan_pool(pool: Pool, family: int, ctx: Context, ignore_health: bool, trace: list[str]) -> Plan | None:
+def _plan_pool(pool: Pool, family: int, ctx: Context, ignore_health: bool, trace: list[str],
+               zone: str) -> Plan | None:
     tiers = POLICIES[pool.policy](ctx)
     trace.append(f"pool {pool.name}: policy {pool.policy}" + (" (health ignored: serve_all)" if ignore_health else "")
                  + (f"; margin {pool.latency_margin_ms:g} ms and {pool.latency_margin_pct:g} %: a site is "
@@ -118,7 +119,7 @@ def _plan_pool(pool: Pool, family: int, ctx: Context, ignore_health: bool, trace
                     if pool.policy == "latency" else ""))
     chosen: Plan | None = None
     for tier in tiers:
-        candidates = _tier_candidates(tier, pool, family, ctx.health, ignore_health, trace)
+        candidates = _tier_candidates(tier, pool, family, ctx.health, ignore_health, trace, zone)
         if candidates and chosen is None:
             sites = ", ".join(sorted({c.site for c in candidates}))
             trace.append(f"  -> chosen: site {sites}")
@@ -175,7 +176,7 @@ def plan(zone: Zone, pool_name: str, family: int, location: ClientLocation, heal
         if pool.policy in LOCATION_POLICIES and rule is None:
             scope = max(scope, location.prefix_len)
         ctx = Context(pool, location, health, data.regions, data.latency, prober_region, rule)
-        result = _plan_pool(pool, family, ctx, False, trace)
+        result = _plan_pool(pool, family, ctx, False, trace, zone.origin)
         if result is not None:
             return dataclasses.replace(result, scope=scope, trace=tuple(trace))
         pool = zone.pools.get(pool.fallback) if pool.fallback else None
@@ -188,7 +189,7 @@ def plan(zone: Zone, pool_name: str, family: int, location: ClientLocation, heal
     if first.all_down == "serve_all":
         rule, _ = _net_rule(first, client_ip, [])
         ctx = Context(first, location, health, data.regions, data.latency, prober_region, rule)
-        result = _plan_pool(first, family, ctx, True, trace)
+        result = _plan_pool(first, family, ctx, True, trace, zone.origin)
         if result is not None:
             return dataclasses.replace(result, scope=scope, trace=tuple(trace))
         trace.append("every endpoint is drained or forced down: NODATA")
