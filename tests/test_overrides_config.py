@@ -246,3 +246,18 @@ def test_resolution_reaches_exactly_the_selected_endpoints(zones_dir):
                                           "b.test.web/eu/10.1.0.1"}
     assert keys("*/*/2001:db8:0::1") == {"a.test.web/eu/2001:db8::1", "b.test.web/eu/2001:db8::1"}
     assert keys("web/eu/2001:db8::/32") == keys("*/*/2001:db8::1")
+
+
+def test_the_documented_example_is_valid_for_the_example_zone(tmp_path):
+    text = (REPO / "docs" / "overrides.md").read_text()
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    zones_dir = tmp_path / "zones"
+    zones_dir.mkdir()
+    (zones_dir / "gslb.example.com.yaml").write_text((REPO / "zones" / "gslb.example.com.yaml").read_text())
+    path = write(zones_dir, example)
+    entries = load_overrides(path)
+    zones = load_zones(str(zones_dir), load_regions(str(REPO / "data" / "regions.yaml")))
+    assert len(entries) == 4 and selector_problems(entries, zones) == []
+    resolved = resolve(entries, zones, now=0.0)                 # before the first entry's until
+    assert resolved[("gslb.example.com.", "web", "eu-west", "198.51.100.1")].reason == "CHG-1234 rack move"
+    assert resolved[("gslb.example.com.", "api", "us-east", "192.0.2.33")].state == "up"

@@ -4,7 +4,7 @@ state_dir/overrides.json), resolved to one deciding entry per endpoint (docs/ove
 Precedence, strongest first, when several entries select the same endpoint:
   1. the API over the file (the operator acting now over the committed plan);
   2. the more specific selector: an address over a site over a pool; a single address over a CIDR holding
-     it, a longer prefix over a shorter one; a named zone, pool or site over `*`;
+     it, a longer prefix over a shorter one; then a named site, pool, zone (in that order) over `*`;
   3. `down` over `up`.
 An entry past its `until` no longer applies: an API entry is then removed (and the file rewritten), a
 file entry stays in the file but is ignored; either is logged once. `OverrideSet.next_expiry` tells the
