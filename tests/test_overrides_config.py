@@ -261,3 +261,15 @@ def test_the_documented_example_is_valid_for_the_example_zone(tmp_path):
     resolved = resolve(entries, zones, now=0.0)                 # before the first entry's until
     assert resolved[("gslb.example.com.", "web", "eu-west", "198.51.100.1")].reason == "CHG-1234 rack move"
     assert resolved[("gslb.example.com.", "api", "us-east", "192.0.2.33")].state == "up"
+
+
+def test_dns_workers_get_the_overrides_in_their_snapshots(zones_dir):
+    from types import MappingProxyType
+
+    from gslb.health.feed import decode_snapshot, encode_snapshot
+    from gslb.health.snapshot import HealthSnapshot
+    zones = load_zones(str(zones_dir), load_regions(str(zones_dir.parent / "data" / "regions.yaml")))
+    resolved = resolve([entry("web/eu", "down", "api", until=2e9), entry("b.test:web/us/10.2.0.1", "up")], zones, 0.0)
+    sent = HealthSnapshot(overrides=MappingProxyType(resolved), version=7)
+    received = decode_snapshot(encode_snapshot(sent), {})
+    assert dict(received.overrides) == resolved and received.version == 7
