@@ -26,6 +26,7 @@ from gslb.config.regions import load_regions
 from gslb.config.reloader import ZoneParser
 from gslb.config.server import ServerConfig
 from gslb.config.store import ZoneStore
+from gslb.dns.identity import Identity
 from gslb.dns.rrl import RateLimiter
 from gslb.dns.server import Handler, parse_listen, start_dns
 from gslb.dns.table import AnswerTable
@@ -96,7 +97,8 @@ class Server:
         return self.handler.table.zones if self.handler is not None else {}
 
     def _build_table(self) -> AnswerTable:
-        return AnswerTable(self.store.zones, self.health, self.steering, self.locator)
+        return AnswerTable(self.store.zones, self.health, self.steering, self.locator,
+                           Identity(self.config.node_id, self.config.version))
 
     def _rate_limiter(self) -> RateLimiter | None:
         """The UDP response rate limiter of the `rrl:` config, or None when it is off."""

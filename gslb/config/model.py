@@ -219,6 +219,7 @@ class Zone:
     pool_names: Mapping[str, str]                # owner name -> pool name (this zone's or another's)
     pools: Mapping[str, Pool]
     ecs: bool = True                             # trust the EDNS Client Subnet option
+    whoami: bool = False                         # answer `whoami.<origin> TXT` with what gslb sees of the asker
     serial_given: bool = False
     nodes: frozenset[str] = frozenset()          # every name that exists: owners and their ancestors
     external_pools: tuple[ExternalPool, ...] = ()  # pools borrowed from other zones (checked across files)

@@ -23,7 +23,7 @@ from gslb.config.yamlsrc import SourceList, SourceMap, load_yaml_file, short
 from gslb.errors import ConfigError, Problem
 
 RECORD_TYPES = ("NS", "A", "AAAA", "CNAME", "TXT", "MX", "SRV", "CAA", "PTR")
-ZONE_KEYS = {"origin", "ttl", "soa", "records", "pools", "ecs"}
+ZONE_KEYS = {"origin", "ttl", "soa", "records", "pools", "ecs", "whoami"}
 SOA_KEYS = {"mname", "rname", "serial", "refresh", "retry", "expire", "minimum", "ttl"}
 NAME_KEYS = {"ttl", "pool"}
 MAX_TTL = 2**31 - 1
@@ -185,6 +185,10 @@ def parse_zone(src: Any, file: str, regions: Regions, limits: ZoneLimits = DEFAU
     ecs = src.get("ecs", True)
     if not isinstance(ecs, bool):
         c.add(src.line_of("ecs"), f"ecs: {short(ecs)}, expected true or false")
+    whoami = src.get("whoami", False)
+    if not isinstance(whoami, bool):
+        c.add(src.line_of("whoami"), f"whoami: {short(whoami)}, expected true or false")
+        whoami = False
     soa = _parse_soa(src.get("soa"), origin, ttl, c, src)
 
     pools_src = src.get("pools") or SourceMap()
@@ -237,6 +241,8 @@ def parse_zone(src: Any, file: str, regions: Regions, limits: ZoneLimits = DEFAU
         _parse_name(name, raw_name, entry, origin, ttl, pools, c, rrsets, pool_names, external)
 
     _check_zone_rules(origin, rrsets, pool_names, records, c)
+    if whoami and ("whoami." + origin in rrsets or "whoami." + origin in pool_names):
+        c.add(src.line_of("whoami"), f"whoami: true answers whoami.{origin} itself, but records: has that name")
     if c.problems or soa is None:
         if soa is None and not c.problems:
             c.add(1, "missing soa")
@@ -244,7 +250,7 @@ def parse_zone(src: Any, file: str, regions: Regions, limits: ZoneLimits = DEFAU
     return Zone(
         origin=origin, file=file, ttl=ttl, soa=soa,
         rrsets=frozen_map({n: frozen_map(t) for n, t in rrsets.items()}),
-        pool_names=frozen_map(pool_names), pools=frozen_map(pools), ecs=ecs,
+        pool_names=frozen_map(pool_names), pools=frozen_map(pools), ecs=ecs, whoami=whoami,
         serial_given="serial" in src.get("soa", {}),
         nodes=_nodes(origin, set(rrsets) | set(pool_names)), external_pools=tuple(external),
     )

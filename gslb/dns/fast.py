@@ -23,8 +23,9 @@ TC = 0x0200
 MAX_UDP = 1232
 
 
-def respond(table: AnswerTable, q: Query, client_ip: str, tcp: bool) -> bytes:
-    """The full response to a parsed query of class IN and an ordinary type."""
+def respond(table: AnswerTable, q: Query, client_ip: str, tcp: bool, options: bytes = b"") -> bytes:
+    """The full response to a parsed query of class IN and an ordinary type; `options`: more EDNS
+    options for our OPT record (NSID)."""
     entry = table.entry(q.qname, q.qtype)
     flags, an, ns, ar, body = entry.flags, entry.an, entry.ns, entry.ar, entry.body
     scope = 0
@@ -43,15 +44,16 @@ def respond(table: AnswerTable, q: Query, client_ip: str, tcp: bool) -> bytes:
         else:
             flags, an, ns, ar, body = (flags & ~0xF) | RCODE_SERVFAIL, 0, 0, 0, b""
         scope = ecs_scope(p, client)
-    return assemble(q, flags, an, ns, ar, body, scope, tcp)
+    return assemble(q, flags, an, ns, ar, body, scope, tcp, options)
 
 
-def assemble(q: Query, flags: int, an: int, ns: int, ar: int, body: bytes, ecs_scope: int, tcp: bool) -> bytes:
+def assemble(q: Query, flags: int, an: int, ns: int, ar: int, body: bytes, ecs_scope: int, tcp: bool,
+             options: bytes = b"") -> bytes:
     """Header + the client's question + sections + our OPT (when the query had EDNS), truncated to fit."""
     flags |= q.flags & COPIED_FLAGS
     opt = b""
     if q.edns:
-        opt = opt_record(q.do, q.ecs.option(ecs_scope) if q.ecs is not None else b"")
+        opt = opt_record(q.do, (q.ecs.option(ecs_scope) if q.ecs is not None else b"") + options)
         ar += 1
     msg = struct.pack("!HHHHHH", q.id, flags, 1, an, ns, ar) + q.question + body + opt
     limit = 65535 if tcp else (min(q.payload, MAX_UDP) if q.edns else 512)
@@ -69,6 +71,8 @@ def answer(table: AnswerTable, data: bytes, client_ip: str, tcp: bool) -> bytes 
     q = parse_query(data)
     if q is None or q.opcode != 0 or q.qclass != 1 or q.qtype in SLOW_TYPES:
         return None
+    if table.whoami and q.qname in table.whoami:
+        return None                      # answered per asker: gslb/dns/whoami.py
     return respond(table, q, client_ip, tcp)
 
 

@@ -3,8 +3,9 @@
 Error shapes, after nsd and dnspython's nanonameserver: shorter than a header or a response -> dropped;
 other opcodes -> NOTIMP (checked first, even for a header alone: another opcode may shape the rest of
 the message differently); not exactly one readable question -> FORMERR; EDNS version > 0 -> BADVERS;
-zone transfers and other classes -> REFUSED; ANY -> one HINFO record (RFC 8482). The responses come
-from `gslb.dns.errors.error_response`.
+zone transfers and classes other than IN and CHAOS -> REFUSED; ANY -> one HINFO record (RFC 8482). The
+error responses come from `gslb.dns.errors.error_response`. Who answered (NSID, CHAOS id.server.) is
+said here (gslb/dns/identity.py), and so is `whoami.ZONE` (gslb/dns/whoami.py).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import struct
 
 from dnslib import QTYPE, DNSRecord
 
-from gslb.dns import authority
+from gslb.dns import authority, identity
 from gslb.dns.errors import BadVers, NotImp, error_response, response_for
 from gslb.dns.fast import assemble, respond
 from gslb.dns.table import AnswerTable, pack_result, wire_label
+from gslb.dns.whoami import whoami
 from gslb.dns.wire import (
     RCODE_REFUSED,
     TYPE_OPT,
@@ -67,12 +69,34 @@ def _to_query(data: bytes, question: bytes, record: DNSRecord) -> tuple[Query, i
         raise FormErr("more than one OPT record, or OPT not owned by the root (RFC 6891 6.1.1)", question, True, do)
     opt = opts[0]
     version = (opt.ttl >> 16) & 0xFF
-    raw = b"".join(struct.pack("!HH", o.code, len(o.data)) + o.data for o in opt.rdata)
+    raw = _opt_rdata(data, question)
     try:
-        ecs = parse_options(raw, 0, len(raw))
+        ecs, nsid = parse_options(raw, 0, len(raw))
     except FormErr as exc:
         raise FormErr(str(exc), question, True, do) from None
-    return Query(msg_id, flags, question, qname, qtype, qclass, True, max(512, opt.rclass), do, ecs), version
+    return Query(msg_id, flags, question, qname, qtype, qclass, True, max(512, opt.rclass), do, ecs, nsid), version
+
+
+def _opt_rdata(data: bytes, question: bytes) -> bytes:
+    """The RDATA (the options) of the first OPT record in the additional section, as sent.
+
+    :raises FormErr: when the records cannot be walked.
+    """
+    an, ns, ar = struct.unpack_from("!HHH", data, 6)
+    try:
+        pos = read_name(data, 12)[1] + 4
+        for index in range(an + ns + ar):
+            pos = read_name(data, pos)[1]
+            rtype, _, _, rdlen = struct.unpack_from("!HHIH", data, pos)
+            pos += 10
+            if rtype == TYPE_OPT and index >= an + ns:
+                if pos + rdlen > len(data):
+                    break
+                return data[pos:pos + rdlen]
+            pos += rdlen
+    except (struct.error, IndexError):
+        pass
+    raise FormErr("unreadable OPT record", question)
 
 
 def answer(table: AnswerTable, data: bytes, client_ip: str, tcp: bool) -> bytes | None:
@@ -91,12 +115,20 @@ def answer(table: AnswerTable, data: bytes, client_ip: str, tcp: bool) -> bytes 
     q, version = _to_query(data, question, record)
     if version > 0:
         raise BadVers(f"EDNS version {version}, only 0 is spoken", question, q.do)
+    nsid = table.identity.nsid_option() if q.nsid else b""
+    if q.qclass == identity.CLASS_CH and q.qtype not in (QTYPE.AXFR, QTYPE.IXFR):
+        flags, an, body = identity.chaos(table.identity, q)
+        return assemble(q, flags, an, 0, 0, body, 0, tcp, nsid)
     if q.qclass != 1 or q.qtype in (QTYPE.AXFR, QTYPE.IXFR):
         # Zone transfers are refused: zones reach every node as files. Other classes are not served.
         return error_response(data, RCODE_REFUSED, question, q.edns, q.do)
+    zone = table.whoami.get(q.qname) if table.whoami else None
+    if zone is not None:
+        flags, an, ns, body, scope = whoami(table, zone, q, client_ip)
+        return assemble(q, flags, an, ns, 0, body, scope, tcp, nsid)
     if q.qtype == QTYPE.ANY:
-        return _answer_any(table, q, tcp)
-    return respond(table, q, client_ip, tcp)
+        return _answer_any(table, q, tcp, nsid)
+    return respond(table, q, client_ip, tcp, nsid)
 
 
 def answer_slow(table: AnswerTable, data: bytes, client_ip: str, tcp: bool) -> bytes | None:
@@ -107,12 +139,12 @@ def answer_slow(table: AnswerTable, data: bytes, client_ip: str, tcp: bool) -> b
         return response_for(exc, data)
 
 
-def _answer_any(table: AnswerTable, q: Query, tcp: bool) -> bytes:
+def _answer_any(table: AnswerTable, q: Query, tcp: bool, options: bytes = b"") -> bytes:
     """RFC 8482: where the name exists, answer ANY with one synthesized HINFO "RFC8482" record."""
     result = authority.lookup(table.zones, name_to_text(q.qname), HINFO, wire_label(q.qname))
     if result.rcode == 0 and result.aa and not result.answer and result.authority:
         ttl = result.authority[0].ttl
         hinfo = b"\xc0\x0c" + struct.pack("!HHIH", HINFO, 1, ttl, len(RFC8482_HINFO)) + RFC8482_HINFO
-        return assemble(q, 0x8400, 1, 0, 0, hinfo, 0, tcp)
+        return assemble(q, 0x8400, 1, 0, 0, hinfo, 0, tcp, options)
     packed = pack_result(q.qname, HINFO, result)        # NXDOMAIN, REFUSED, a referral or a CNAME
-    return assemble(q, packed.flags, packed.an, packed.ns, packed.ar, packed.body, 0, tcp)
+    return assemble(q, packed.flags, packed.an, packed.ns, packed.ar, packed.body, 0, tcp, options)

@@ -21,6 +21,7 @@ from dnslib import QTYPE, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 
 from gslb.config.model import Zone
 from gslb.dns.authority import PoolRef, Result, lookup, soa_rr
+from gslb.dns.identity import Identity
 from gslb.dns.wire import name_to_text, text_to_name
 from gslb.health.snapshot import HealthSnapshot
 from gslb.steering.client import Client
@@ -105,8 +106,12 @@ class AnswerTable:
     """Zones + health + steering data, ready to answer. See the module docstring."""
 
     def __init__(self, zones: Mapping[str, Zone], health: HealthSnapshot, data: SteeringData,
-                 locator: Locator):
+                 locator: Locator, identity: Identity | None = None):
         self.zones = zones
+        self.identity = identity or Identity()      # NSID, CHAOS id.server.: which node answered
+        # `whoami.<origin>` of the zones with `whoami: true` -> the zone (answered per asker, slow path)
+        self.whoami: dict[bytes, Zone] = {text_to_name("whoami." + z.origin): z for z in zones.values()
+                                          if z.whoami}
         self.locator = locator
         self.data = data
         self.health = health

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from gslb.errors import GslbError
 
 TYPE_OPT = 41
+OPT_NSID = 3                 # RFC 5001: the client asks which server answered
 OPT_ECS = 8
 EDNS_PAYLOAD = 1232          # our advertised and maximum UDP payload (DNS flag day 2020)
 RCODE_FORMERR, RCODE_SERVFAIL, RCODE_NXDOMAIN, RCODE_NOTIMP, RCODE_REFUSED = 1, 2, 3, 4, 5
@@ -76,6 +77,7 @@ class Query:
     payload: int = 512       # the client's UDP payload size (512 without EDNS)
     do: bool = False         # DNSSEC OK bit, copied back (RFC 3225)
     ecs: ClientSubnet | None = None
+    nsid: bool = False       # the query carries an NSID option (answered on the slow path)
 
     @property
     def opcode(self) -> int:
@@ -122,7 +124,8 @@ def _parse_ecs(body: bytes) -> ClientSubnet:
 def parse_query(data: bytes) -> Query | None:
     """Parse a plain query: QR=0, one question, no answer/authority, at most one OPT.
 
-    Returns None when the message has another shape (the slow path decides what to do with it).
+    Returns None when the message has another shape, or asks for NSID (the slow path decides what to
+    do with it).
     :raises FormErr: for a malformed OPT or ECS option.
     """
     if len(data) < 17:
@@ -153,9 +156,11 @@ def parse_query(data: bytes) -> Query | None:
     if version != 0:
         return None                       # BADVERS is built by the slow path
     try:
-        ecs = parse_options(data, pos + 11, pos + 11 + rdlen)
+        ecs, nsid = parse_options(data, pos + 11, pos + 11 + rdlen)
     except FormErr as exc:
         raise FormErr(str(exc), question, True, bool(eflags & 0x8000)) from None
+    if nsid:
+        return None
     return Query(msg_id, flags, question, qname, qtype, qclass, True, max(512, payload),
                  bool(eflags & 0x8000), ecs)
 
@@ -201,9 +206,10 @@ def read_name(data: bytes, pos: int) -> tuple[bytes, int]:
         pos += 1 + length
 
 
-def parse_options(data: bytes, opt: int, opt_end: int) -> ClientSubnet | None:
-    """The ECS option among the EDNS options, checking that every option is well formed."""
-    ecs = None
+def parse_options(data: bytes, opt: int, opt_end: int) -> tuple[ClientSubnet | None, bool]:
+    """The ECS option among the EDNS options and whether NSID is asked for, checking that every
+    option is well formed."""
+    ecs, nsid = None, False
     while opt < opt_end:
         if opt + 4 > opt_end:
             raise FormErr("truncated EDNS option")
@@ -214,8 +220,10 @@ def parse_options(data: bytes, opt: int, opt_end: int) -> ClientSubnet | None:
             if ecs is not None:
                 raise FormErr("more than one ECS option")
             ecs = _parse_ecs(data[opt + 4:opt + 4 + length])
+        elif code == OPT_NSID:
+            nsid = True      # a request has empty data (RFC 5001 2.1); other data is ignored, not an error
         opt += 4 + length
-    return ecs
+    return ecs, nsid
 
 
 def opt_record(do: bool, options: bytes = b"", ext_rcode: int = 0) -> bytes:
