@@ -102,3 +102,17 @@ def test_the_example_server_config_loads():
     config = load_server_config(str(UNITS / "server.yaml"))
     assert config.health.state_dir == "/var/lib/gslb"
     assert config.health.region == "eu-west-1"
+
+
+def test_a_verb_imports_only_its_own_module():
+    """`gslb drain` and `gslb status` during an incident start without the server's imports (aiohttp)."""
+    code = ("import sys; from gslb.cli import build_parser; "
+            "build_parser(['status', '--api', 'http://a', '--api', 'http://b']); "
+            "build_parser(['drain', 'web/a', '--reason', 'x', '--api', 'http://a']); "
+            "print('aiohttp' in sys.modules, 'dnslib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
+    assert out.stdout.split() == ["False", "False"], out.stdout + out.stderr
+    # With no verb named, every verb is there (help, errors listing the choices).
+    from gslb.cli import VERBS, build_parser
+    choices = build_parser([])._subparsers._group_actions[0].choices
+    assert set(choices) == set(VERBS)

@@ -65,7 +65,9 @@ def health_document(server: Any) -> dict:
                       "last_prober_error_at": rep.status.last_error_at or None}
                for name, rep in monitor.regions.items()}
     intake = service.intake
-    return {"region": service.settings.region, "fail_open": monitor.fail_open,
+    # node_id: which node this is (gslb status over several nodes labels them with it).
+    return {"node_id": getattr(server.config, "node_id", None), "region": service.settings.region,
+            "fail_open": monitor.fail_open,
             "fail_open_total": monitor.fail_open_total, "version": monitor.snapshot.version,
             "probers": probers, "reports": {"accepted": intake.accepted, "refused": dict(intake.refused),
                                             "refused_from": intake.refused_sources()},

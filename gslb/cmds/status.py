@@ -11,7 +11,6 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from gslb.api.health import render_text
 from gslb.cmds.apiclient import api_request
 from gslb.cmds.fleet import Node, compare, render
 
@@ -72,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             print(f"gslb status: cannot read {url}: {exc}")
             return 1
+        # Imported here: the fleet view (and `gslb drain` during an incident) needs none of the server's imports.
+        from gslb.api.health import render_text
         print(json.dumps(health, indent=2) if args.json else render_text(health))
         return 0
     with ThreadPoolExecutor(max_workers=min(len(apis), 16)) as pool:
