@@ -27,6 +27,10 @@ class SourceMap(dict):
     line: int = 0
     lines: dict
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lines = {}              # an empty mapping made in code (an empty file) knows no lines
+
     def line_of(self, key: Any) -> int:
         """Line of the value under `key` (or of the mapping itself if the key is absent)."""
         return self.lines.get(key, self.line)
