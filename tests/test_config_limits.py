@@ -163,7 +163,7 @@ def test_limits_settings_are_validated_with_their_lines(tmp_path):
     config.write_text("limits: 5\n")
     with pytest.raises(ConfigError) as exc:
         load_server_config(str(config))
-    assert problems(exc)[0].startswith(f"{config}:1: limits: expected a mapping")
+    assert problems(exc)[0].startswith(f"{config}:1: limits: 5, expected a mapping")
 
 
 def test_a_huge_value_is_quoted_by_a_short_prefix(tmp_path):

@@ -63,7 +63,7 @@ def test_state_dir_off_and_absolute():
     ("health:\n  region: x\n  colour: blue\n",
      ("/etc/gslb/server.yaml:3: health colour: unknown key (known: embedded, grace, quorum, region, "
       "region_keys, report_interval, secret, state_dir, state_max_age)")),
-    ("health:\n  embedded: yes please\n", "/etc/gslb/server.yaml:2: health embedded: expected true or false"),
+    ("health:\n  embedded: yes please\n", "/etc/gslb/server.yaml:2: health embedded: 'yes please', expected true or false"),
     ("health:\n  quorum: most\n",
      "/etc/gslb/server.yaml:2: health quorum: 'most', expected majority, any, all or a number of regions >= 1"),
     ("health:\n  quorum: 0\n",
@@ -74,7 +74,7 @@ def test_state_dir_off_and_absolute():
     ("health:\n  state_max_age: soon\n", "/etc/gslb/server.yaml:2: health state_max_age: 'soon', expected seconds >= 0"),
     ("health:\n  report_interval: 0.01\n",
      "/etc/gslb/server.yaml:2: health report_interval: 0.01, expected seconds >= 0.1"),
-    ("health:\n  region: ''\n", "/etc/gslb/server.yaml:2: health region: expected a non-empty string"),
+    ("health:\n  region: ''\n", "/etc/gslb/server.yaml:2: health region: '', expected a non-empty string"),
     ("health:\n  secret: 42\n", "/etc/gslb/server.yaml:2: health secret: expected a non-empty string"),
 ])
 def test_problems_name_file_and_line(text, problem):

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from gslb.config.model import Check
+from gslb.config.registry import CHECK_TYPES
 from gslb.config.yamlsrc import SourceMap, short
 from gslb.errors import GslbError, Problem
 
-CHECK_TYPES = ("http", "https", "tcp", "dns", "file")
 MISSING = ("keep", "up", "down")
 _FIELDS = {"type", "port", "path", "method", "host", "expect", "body", "tls_verify", "sni", "query",
            "query_type", "interval", "timeout", "rise", "fall", "headers", "user_agent", "send", "missing"}

@@ -11,10 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gslb.config.yamlsrc import SourceMap, short
+from gslb.config.kit import NAMED, Int, Seconds, mapping_of
 from gslb.errors import Problem
-
-TCP_KEYS = ("max_connections", "max_per_client", "idle_timeout", "message_timeout")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +29,10 @@ class TcpLimits:
     message_timeout: float = 2.0    # seconds from a message's first byte until its last must have arrived
 
 
-_INT_RANGES = {"max_connections": (1, 1_000_000), "max_per_client": (1, 1_000_000)}
-_SECONDS_RANGES = {"idle_timeout": (0.05, 3600.0), "message_timeout": (0.05, 600.0)}
+_COUNT = "a number of connections 1..1000000"
+TCP_FIELDS = {"max_connections": Int(1, 1_000_000, _COUNT), "max_per_client": Int(1, 1_000_000, _COUNT),
+              "idle_timeout": Seconds(0.05, 3600), "message_timeout": Seconds(0.05, 600)}
+TCP_KEYS = tuple(TCP_FIELDS)
 
 
 def parse_tcp_limits(src: Any, problems: list[Problem], where: tuple[str, int] = ("?", 0)) -> TcpLimits:
@@ -40,29 +40,6 @@ def parse_tcp_limits(src: Any, problems: list[Problem], where: tuple[str, int] =
 
     `where` (file, line) places a `tcp:` that is not a mapping.
     """
-    if src is None:
-        return TcpLimits()
-    if not isinstance(src, SourceMap):
-        problems.append(Problem(*where, f"tcp: {short(src, 40)}, expected a mapping of "
-                                        f"{', '.join(TCP_KEYS)}"))
-        return TcpLimits()
-    values: dict[str, Any] = {}
-    for key, value in src.items():
-        line = src.line_of(key)
-        if key not in TCP_KEYS:
-            problems.append(Problem(src.file, line, f"tcp {key}: unknown key (known: {', '.join(TCP_KEYS)})"))
-        elif key in _INT_RANGES:
-            lo, hi = _INT_RANGES[key]
-            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-                problems.append(Problem(src.file, line, f"tcp {key}: {short(value, 40)}, "
-                                                        f"expected a number of connections {lo}..{hi}"))
-            else:
-                values[key] = value
-        else:
-            lo, hi = _SECONDS_RANGES[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-                problems.append(Problem(src.file, line, f"tcp {key}: {short(value, 40)}, "
-                                                        f"expected seconds {lo}..{hi:g}"))
-            else:
-                values[key] = float(value)
-    return TcpLimits(**values)
+    section = mapping_of(src, problems, where, "tcp", f"a mapping of {', '.join(TCP_KEYS)}",
+                         label="tcp ", unknown=NAMED)
+    return TcpLimits() if section is None else TcpLimits(**section.read(TCP_FIELDS))

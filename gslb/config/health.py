@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from gslb.config.kit import NAMED, Choice, Custom, Either, Flag, Int, Invalid, Seconds, Text, mapping_of
 from gslb.config.yamlsrc import SourceMap, short
 from gslb.errors import Problem
 
-HEALTH_KEYS = {"region", "embedded", "quorum", "secret", "state_dir", "state_max_age", "grace",
-               "report_interval", "region_keys"}
 _REGION = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # The name the embedded prober reports under when `region` is not set. Such a prober is a stand-in: it
 # counts in the quorum only while no named region is live (docs/health-checks.md, "Quorum").
@@ -59,6 +58,45 @@ class HealthSettings:
         return min(int(self.quorum), regions)
 
 
+def _state_dir(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise Invalid
+    return value
+
+
+def _region_keys(value: Any) -> Mapping[str, str]:
+    """`region_keys:` a mapping of region name to a key of at least 16 characters."""
+    if not isinstance(value, Mapping):
+        raise Invalid("expected a mapping of region name to key, e.g. {eu-west-1: KEY}")
+    for region, key in value.items():
+        line = value.line_of(region) if isinstance(value, SourceMap) else None
+        if not isinstance(region, str) or not _REGION.fullmatch(region):
+            raise Invalid(f"region name {short(region, 40)}: letters, digits, '.', '_' or '-', up to 64", line)
+        if not isinstance(key, str) or len(key) < 16:
+            raise Invalid(f"{region}: expected a key of at least 16 characters", line)
+    return MappingProxyType(dict(value))
+
+
+_SECONDS = Seconds(0)
+# Listed in the order messages name them (alphabetical).
+HEALTH_FIELDS = {
+    "embedded": Flag(),
+    "grace": _SECONDS,
+    "quorum": Either(Choice(("majority", "any", "all")), Int(1),
+                     expected="majority, any, all or a number of regions >= 1"),
+    "region": Text(),
+    "region_keys": Custom("a mapping of region name to key (16 characters or more)",
+                          {"type": "object", "propertyNames": {"pattern": _REGION.pattern},
+                           "additionalProperties": {"type": "string", "minLength": 16}}, _region_keys, secret=True),
+    "report_interval": Seconds(0.1),
+    "secret": Text(secret=True),
+    "state_dir": Custom("a directory, or null for none", {"type": ["string", "null"]}, _state_dir),
+    "state_max_age": _SECONDS,
+}
+
+
 def parse_health_settings(src: SourceMap | None, problems: list[Problem],
                           where: tuple[str, int] = ("?", 0)) -> HealthSettings:
     """Build HealthSettings from the `health:` mapping (None: defaults); problems are appended.
@@ -67,62 +105,10 @@ def parse_health_settings(src: SourceMap | None, problems: list[Problem],
     from the config file's folder, like the server config's other paths.
     """
     secret = os.environ.get("GSLB_SECRET") or None
-    if src is None:
+    section = mapping_of(src, problems, where, "health", "a mapping", label="health ", unknown=NAMED)
+    if section is None:
         return HealthSettings(secret=secret)
-    if not isinstance(src, SourceMap):
-        problems.append(Problem(*where, f"health: {short(src)}, expected a mapping"))
-        return HealthSettings(secret=secret)
-    values: dict[str, Any] = {"secret": secret}
-
-    def bad(key: str, what: str) -> None:
-        problems.append(Problem(src.file, src.line_of(key), f"health {key}: {what}"))
-
-    for key, value in src.items():
-        if key not in HEALTH_KEYS:
-            bad(key, f"unknown key (known: {', '.join(sorted(HEALTH_KEYS))})")
-        elif key == "embedded":
-            if not isinstance(value, bool):
-                bad(key, "expected true or false")
-            else:
-                values[key] = value
-        elif key == "quorum":
-            if value in ("majority", "any", "all") or (isinstance(value, int) and not isinstance(value, bool)
-                                                        and value >= 1):
-                values[key] = value
-            else:
-                bad(key, f"{short(value)}, expected majority, any, all or a number of regions >= 1")
-        elif key in ("state_max_age", "grace", "report_interval"):
-            lo = 0.1 if key == "report_interval" else 0
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < lo:
-                bad(key, f"{short(value)}, expected seconds >= {lo}")
-            else:
-                values[key] = float(value)
-        elif key == "region_keys":
-            keys = _region_keys(value, bad)
-            if keys is not None:
-                values[key] = keys
-        elif key == "state_dir" and value in (None, ""):
-            values[key] = None
-        elif key == "state_dir" and isinstance(value, str) and src.file != "?":
-            values[key] = os.path.join(os.path.dirname(os.path.abspath(src.file)), value)
-        elif not isinstance(value, str) or not value:
-            bad(key, "expected a non-empty string")
-        else:
-            values[key] = value
+    values = {"secret": secret} | section.read(HEALTH_FIELDS)
+    if values.get("state_dir") and src.file != "?":
+        values["state_dir"] = os.path.join(os.path.dirname(os.path.abspath(src.file)), values["state_dir"])
     return HealthSettings(**values)
-
-
-def _region_keys(value: Any, bad) -> Mapping[str, str] | None:
-    """`region_keys:` a mapping of region name to a key of at least 16 characters."""
-    if not isinstance(value, Mapping):
-        bad("region_keys", "expected a mapping of region name to key, e.g. {eu-west-1: KEY}")
-        return None
-    keys = {}
-    for region, key in value.items():
-        if not isinstance(region, str) or not _REGION.fullmatch(region):
-            bad("region_keys", f"region name {short(region, 40)}: letters, digits, '.', '_' or '-', up to 64")
-        elif not isinstance(key, str) or len(key) < 16:
-            bad("region_keys", f"{region}: expected a key of at least 16 characters")
-        else:
-            keys[region] = key
-    return MappingProxyType(keys)

@@ -9,10 +9,10 @@ from gslb.config.check import parse_check
 from gslb.config.model import DEFAULT_MARGIN_MS, DEFAULT_MARGIN_PCT, Endpoint, Pool, Site
 from gslb.config.nets import build_net_table
 from gslb.config.regions import Regions, missing_problem
+from gslb.config.registry import POLICIES
 from gslb.config.yamlsrc import SourceList, SourceMap, short
 from gslb.errors import Problem
 
-POLICIES = ("latency", "geo", "weighted", "failover")
 ALL_DOWN = ("serve_all", "nodata", "servfail")
 AFFINITY = ("none", "subnet")
 STATUSES = ("up", "down", "auto")

@@ -13,10 +13,9 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from gslb.config.yamlsrc import SourceList, SourceMap, short
+from gslb.config.kit import NAMED, Custom, Int, Invalid, mapping_of
+from gslb.config.yamlsrc import SourceList, short
 from gslb.errors import Problem
-
-RRL_KEYS = {"responses_per_second", "burst", "slip", "ipv4_prefix", "ipv6_prefix", "exempt", "max_prefixes"}
 
 # Loopback is exempt by default: a resolver, a monitor or a benchmark on the same host is one client
 # address asking for many; nobody can spoof a loopback source from outside the host (the kernel drops
@@ -41,44 +40,34 @@ class RateLimitSettings:
         return self.responses_per_second > 0
 
 
-def _int_in(value: Any, low: int, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+def _networks(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [] if value is None else [value]
+    networks = []
+    for i, item in enumerate(items):
+        try:
+            networks.append(str(ipaddress.ip_network(str(item), strict=False)))
+        except ValueError:
+            raise Invalid(f"{short(item)} is not an address or CIDR like 192.0.2.0/24 or 2001:db8::/48",
+                          value.line_of(i) if isinstance(value, SourceList) else None) from None
+    return tuple(networks)
+
+
+RRL_FIELDS = {
+    "responses_per_second": Int(0, 1_000_000), "burst": Int(1, 10_000_000), "slip": Int(0, 100),
+    "ipv4_prefix": Int(1, 32), "ipv6_prefix": Int(1, 128),
+    "exempt": Custom("addresses or CIDRs", {"type": ["array", "string", "null"], "items": {"type": "string"}},
+                     _networks),
+    "max_prefixes": Int(1_000, 10_000_000),
+}
 
 
 def parse_rate_limit(src: Any, problems: list[Problem], where: tuple[str, int] = ("?", 0)) -> RateLimitSettings:
     """Build RateLimitSettings from the `rrl:` mapping (None: defaults); problems are appended."""
-    if src is None:
+    section = mapping_of(src, problems, where, "rrl", "a mapping (see docs/server.md)", label="rrl ",
+                         unknown=NAMED)
+    if section is None:
         return RateLimitSettings()
-    if not isinstance(src, SourceMap):
-        problems.append(Problem(*where, f"rrl: {short(src, 40)}, expected a mapping (see docs/server.md)"))
-        return RateLimitSettings()
-    values: dict[str, Any] = {}
-
-    def bad(key: str, what: str) -> None:
-        problems.append(Problem(src.file, src.line_of(key), f"rrl {key}: {what}"))
-
-    ranges = {"responses_per_second": (0, 1_000_000), "burst": (1, 10_000_000), "slip": (0, 100),
-              "ipv4_prefix": (1, 32), "ipv6_prefix": (1, 128), "max_prefixes": (1_000, 10_000_000)}
-    for key, value in src.items():
-        if key not in RRL_KEYS:
-            bad(key, f"unknown key (known: {', '.join(sorted(RRL_KEYS))})")
-        elif key in ranges:
-            low, high = ranges[key]
-            if _int_in(value, low, high):
-                values[key] = value
-            else:
-                bad(key, f"{short(value, 40)}, expected a whole number {low}..{high}")
-        else:                                                        # exempt
-            items = value if isinstance(value, list) else [] if value is None else [value]
-            networks = []
-            for i, item in enumerate(items):
-                line = value.line_of(i) if isinstance(value, SourceList) else src.line_of(key)
-                try:
-                    networks.append(str(ipaddress.ip_network(str(item), strict=False)))
-                except ValueError:
-                    problems.append(Problem(src.file, line, f"rrl exempt: {short(item, 40)} is not an address or "
-                                                            "CIDR like 192.0.2.0/24 or 2001:db8::/48"))
-            values[key] = tuple(networks)
+    values = section.read(RRL_FIELDS)
     if "burst" not in values and "responses_per_second" in values:
         values["burst"] = max(1, values["responses_per_second"])
     return RateLimitSettings(**values)

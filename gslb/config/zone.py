@@ -19,10 +19,10 @@ from gslb.config.names import NameError_, absolute, is_within, parent
 from gslb.config.overrides import FILE_NAME as OVERRIDES_FILE
 from gslb.config.pools import parse_pools
 from gslb.config.regions import Regions
+from gslb.config.registry import RECORD_TYPES
 from gslb.config.yamlsrc import SourceList, SourceMap, load_yaml_file, short
 from gslb.errors import ConfigError, Problem
 
-RECORD_TYPES = ("NS", "A", "AAAA", "CNAME", "TXT", "MX", "SRV", "CAA", "PTR")
 ZONE_KEYS = {"origin", "ttl", "soa", "records", "pools", "ecs", "whoami"}
 SOA_KEYS = {"mname", "rname", "serial", "refresh", "retry", "expire", "minimum", "ttl"}
 NAME_KEYS = {"ttl", "pool"}
@@ -89,59 +89,83 @@ def _int_field(item: Mapping, key: str, lo: int, hi: int, where: str, line: int,
     return value
 
 
+# The parsers of the record types declared in gslb/config/registry.py: (type, value, origin, where, line,
+# collector) -> a dnslib RD object, or None after adding a problem.
+@RECORD_TYPES.implements("A", "AAAA")
+def _address(rtype: str, value: Any, origin: str, where: str, line: int, c: _Collector) -> Any:
+    v6 = rtype == "AAAA"
+    want = ipaddress.IPv6Address if v6 else ipaddress.IPv4Address
+    try:
+        address = want(str(value).strip())
+    except ValueError:
+        c.add(line, f"{where}: {short(value)} is not an IPv{6 if v6 else 4} address")
+        return None
+    return dnslib.AAAA(str(address)) if v6 else dnslib.A(str(address))
+
+
+@RECORD_TYPES.implements("NS", "CNAME", "PTR")
+def _name_record(rtype: str, value: Any, origin: str, where: str, line: int, c: _Collector) -> Any:
+    target = _domain(value, origin, where, line, c)
+    return None if target is None else getattr(dnslib, rtype)(target)
+
+
+@RECORD_TYPES.implements("TXT")
+def _txt(rtype: str, value: Any, origin: str, where: str, line: int, c: _Collector) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        c.add(line, f"{where}: TXT value {short(value)} must be a string (quote it)")
+        return None
+    data = str(value).encode()
+    # RFC 1035: a TXT record is a list of <=255-byte strings; split long text the way zone files do.
+    chunks = [data[i:i + 255] for i in range(0, len(data), 255)] or [b""]
+    return dnslib.TXT(chunks)
+
+
+@RECORD_TYPES.implements("MX")
+def _mx(rtype: str, value: Any, origin: str, where: str, line: int, c: _Collector) -> Any:
+    if isinstance(value, str) and len(value.split()) == 2:
+        pref, exch = value.split()
+        value = {"preference": int(pref) if pref.isdigit() else pref, "exchange": exch}
+    if not isinstance(value, Mapping):
+        c.add(line, f"{where}: MX expects {{preference: N, exchange: NAME}}, got {short(value)}")
+        return None
+    pref = _int_field(value, "preference", 0, 65535, where, line, c)
+    exch = _domain(value.get("exchange"), origin, f"{where} exchange", line, c)
+    return None if pref is None or exch is None else dnslib.MX(exch, pref)
+
+
+@RECORD_TYPES.implements("SRV")
+def _srv(rtype: str, value: Any, origin: str, where: str, line: int, c: _Collector) -> Any:
+    if not isinstance(value, Mapping):
+        c.add(line, f"{where}: SRV expects {{priority, weight, port, target}}, got {short(value)}")
+        return None
+    nums = [_int_field(value, k, 0, 65535, where, line, c) for k in ("priority", "weight", "port")]
+    target = _domain(value.get("target"), origin, f"{where} target", line, c)
+    return None if None in nums or target is None else dnslib.SRV(*nums, target)
+
+
+@RECORD_TYPES.implements("CAA")
+def _caa(rtype: str, value: Any, origin: str, where: str, line: int, c: _Collector) -> Any:
+    if not isinstance(value, Mapping):
+        c.add(line, f"{where}: CAA expects {{flags, tag, value}}, got {short(value)}")
+        return None
+    flags = _int_field({"flags": value.get("flags", 0)}, "flags", 0, 255, where, line, c)
+    tag = value.get("tag")
+    if not isinstance(tag, str) or not tag.isalnum() or not 0 < len(tag) <= 15:
+        c.add(line, f"{where}: CAA tag {short(tag)}, expected letters/digits like issue, issuewild, iodef")
+        return None
+    text = value.get("value")
+    if not isinstance(text, str):
+        c.add(line, f"{where}: CAA value {short(text)} must be a string")
+        return None
+    return None if flags is None else dnslib.CAA(flags, tag, text)
+
+
+RECORD_TYPES.complete()
+
+
 def _rdata(rtype: str, value: Any, origin: str, where: str, line: int, c: _Collector) -> Any:
     """One record's data as a dnslib RD object, or None after adding a problem."""
-    if rtype in ("A", "AAAA"):
-        want = ipaddress.IPv4Address if rtype == "A" else ipaddress.IPv6Address
-        try:
-            address = want(str(value).strip())
-        except ValueError:
-            c.add(line, f"{where}: {short(value)} is not an IPv{4 if rtype == 'A' else 6} address")
-            return None
-        return dnslib.A(str(address)) if rtype == "A" else dnslib.AAAA(str(address))
-    if rtype in ("NS", "CNAME", "PTR"):
-        target = _domain(value, origin, where, line, c)
-        return None if target is None else getattr(dnslib, rtype)(target)
-    if rtype == "TXT":
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            c.add(line, f"{where}: TXT value {short(value)} must be a string (quote it)")
-            return None
-        data = str(value).encode()
-        # RFC 1035: a TXT record is a list of <=255-byte strings; split long text the way zone files do.
-        chunks = [data[i:i + 255] for i in range(0, len(data), 255)] or [b""]
-        return dnslib.TXT(chunks)
-    if rtype == "MX":
-        if isinstance(value, str) and len(value.split()) == 2:
-            pref, exch = value.split()
-            value = {"preference": int(pref) if pref.isdigit() else pref, "exchange": exch}
-        if not isinstance(value, Mapping):
-            c.add(line, f"{where}: MX expects {{preference: N, exchange: NAME}}, got {short(value)}")
-            return None
-        pref = _int_field(value, "preference", 0, 65535, where, line, c)
-        exch = _domain(value.get("exchange"), origin, f"{where} exchange", line, c)
-        return None if pref is None or exch is None else dnslib.MX(exch, pref)
-    if rtype == "SRV":
-        if not isinstance(value, Mapping):
-            c.add(line, f"{where}: SRV expects {{priority, weight, port, target}}, got {short(value)}")
-            return None
-        nums = [_int_field(value, k, 0, 65535, where, line, c) for k in ("priority", "weight", "port")]
-        target = _domain(value.get("target"), origin, f"{where} target", line, c)
-        return None if None in nums or target is None else dnslib.SRV(*nums, target)
-    if rtype == "CAA":
-        if not isinstance(value, Mapping):
-            c.add(line, f"{where}: CAA expects {{flags, tag, value}}, got {short(value)}")
-            return None
-        flags = _int_field({"flags": value.get("flags", 0)}, "flags", 0, 255, where, line, c)
-        tag = value.get("tag")
-        if not isinstance(tag, str) or not tag.isalnum() or not 0 < len(tag) <= 15:
-            c.add(line, f"{where}: CAA tag {short(tag)}, expected letters/digits like issue, issuewild, iodef")
-            return None
-        text = value.get("value")
-        if not isinstance(text, str):
-            c.add(line, f"{where}: CAA value {short(text)} must be a string")
-            return None
-        return None if flags is None else dnslib.CAA(flags, tag, text)
-    raise AssertionError(rtype)
+    return RECORD_TYPES[rtype](rtype, value, origin, where, line, c)
 
 
 def _parse_soa(src: Any, origin: str, ttl: int, c: _Collector, zsrc: SourceMap) -> Soa | None:

@@ -19,6 +19,7 @@ import dnslib
 from gslb import __version__
 from gslb.config.check import EnvError, expand_env
 from gslb.config.model import Check, Target
+from gslb.config.registry import CHECK_TYPES
 from gslb.health import extfile
 
 
@@ -299,6 +300,34 @@ async def _dns(target: Target, default_name: str, source: str | None) -> ProbeRe
     return ProbeResult(True, rtt)
 
 
+# Each check type of gslb/config/registry.py, as (target, session, dns_name, source) -> ProbeResult.
+@CHECK_TYPES.implements("http", "https")
+async def _probe_http(target: Target, session: aiohttp.ClientSession | None, dns_name: str,
+                      source: str | None) -> ProbeResult:
+    if session is not None:
+        return await _http(target, session)
+    async with make_session(source) as own:
+        return await _http(target, own)
+
+
+@CHECK_TYPES.implements("tcp")
+async def _probe_tcp(target: Target, session: object, dns_name: str, source: str | None) -> ProbeResult:
+    return await _tcp(target, source)
+
+
+@CHECK_TYPES.implements("file")
+async def _probe_file(target: Target, session: object, dns_name: str, source: str | None) -> ProbeResult:
+    return _file(target)
+
+
+@CHECK_TYPES.implements("dns")
+async def _probe_dns(target: Target, session: object, dns_name: str, source: str | None) -> ProbeResult:
+    return await _dns(target, dns_name, source)
+
+
+CHECK_TYPES.complete()
+
+
 def make_session(source: str | None = None) -> aiohttp.ClientSession:
     """An HTTP client session for checks; `source` binds every connection to that local address."""
     connector = aiohttp.TCPConnector(force_close=True, limit=0, local_addr=(source, 0) if source else None)
@@ -314,17 +343,7 @@ async def probe(target: Target, *, session: aiohttp.ClientSession | None = None,
     tcp and dns checks bind to (http ones take it from the session).
     """
     try:
-        kind = target.check.type
-        if kind in ("http", "https"):
-            if session is not None:
-                return await _http(target, session)
-            async with make_session(source) as own:
-                return await _http(target, own)
-        if kind == "tcp":
-            return await _tcp(target, source)
-        if kind == "file":
-            return _file(target)
-        return await _dns(target, dns_name, source)
+        return await CHECK_TYPES[target.check.type](target, session, dns_name, source)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # noqa: BLE001 -- a check that raises must fail, not stop the prober

@@ -10,9 +10,20 @@ import bisect
 import hashlib
 import random
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
-from gslb.proxy.state import BackendState
+from gslb.config.registry import ALGORITHMS
+
+
+class BackendState(Protocol):
+    """What balancers read of a backend (state.BackendState; a Protocol, so this module imports no state)."""
+
+    address: str
+    active: int
+    config: Any          # .weight
+    latency: Any         # .value: EWMA milliseconds, or None
+
+    def effective_weight(self) -> float: ...
 
 
 class RequestInfo(Protocol):
@@ -27,6 +38,7 @@ def _hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
+@ALGORITHMS.implements("round_robin")
 class RoundRobin:
     """Each backend in turn."""
 
@@ -40,6 +52,7 @@ class RoundRobin:
         return backends[self.n % len(backends)]
 
 
+@ALGORITHMS.implements("weighted_round_robin")
 class WeightedRoundRobin:
     """nginx's smooth weighted round robin: weights 5,1,1 give a a b a c a a, never a burst of one backend."""
 
@@ -60,6 +73,7 @@ class WeightedRoundRobin:
         return best
 
 
+@ALGORITHMS.implements("least_connections")
 class LeastConnections:
     """Fewest active requests relative to weight; ties broken at random."""
 
@@ -69,6 +83,7 @@ class LeastConnections:
         return min(backends, key=lambda b: ((b.active + 1) / max(b.effective_weight(), 1e-9), random.random()))
 
 
+@ALGORITHMS.implements("random")
 class Random:
     """A weighted random choice."""
 
@@ -78,6 +93,7 @@ class Random:
         return random.choices(backends, weights=[b.effective_weight() for b in backends])[0]
 
 
+@ALGORITHMS.implements("power_of_two")
 class PowerOfTwo:
     """Two random backends, the one with fewer outstanding requests wins."""
 
@@ -88,6 +104,7 @@ class PowerOfTwo:
         return a if a.active <= b.active else b
 
 
+@ALGORITHMS.implements("ewma")
 class Ewma:
     """Lowest smoothed latency x (outstanding requests + 1): peak-EWMA, as Finagle and Linkerd do it."""
 
@@ -97,6 +114,7 @@ class Ewma:
         return min(backends, key=lambda b: ((b.latency.value or 0.0) + 0.001) * (b.active + 1) / max(b.effective_weight(), 1e-9))
 
 
+@ALGORITHMS.implements("ip_hash")
 class IpHash:
     """The client address picks the backend: same client, same backend (while the set does not change)."""
 
@@ -106,6 +124,7 @@ class IpHash:
         return backends[_hash(request.client) % len(backends)]
 
 
+@ALGORITHMS.implements("consistent_hash")
 class ConsistentHash:
     """A hash ring with 100 points per unit of weight: adding or removing one of N backends moves only
     about 1/N of the keys. The key is the client address, a header or a cookie (`hash:`)."""
@@ -139,10 +158,11 @@ class ConsistentHash:
         return by_address[owners[index]]
 
 
+ALGORITHMS.complete()
+
+
 def make_balancer(algorithm: str, hash_key: str = "ip"):
-    """A new balancer for a pool's `algorithm`."""
-    return {
-        "round_robin": RoundRobin, "weighted_round_robin": WeightedRoundRobin,
-        "least_connections": LeastConnections, "random": Random, "power_of_two": PowerOfTwo,
-        "ewma": Ewma, "ip_hash": IpHash,
-    }.get(algorithm, lambda: ConsistentHash(hash_key))()
+    """A new balancer for a pool's `algorithm` (a name of gslb/config/registry.py; the proxy config refused
+    any other, so an unknown one raises LookupError rather than quietly hashing)."""
+    factory = ALGORITHMS[algorithm]
+    return factory(hash_key) if factory is ConsistentHash else factory()

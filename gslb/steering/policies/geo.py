@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gslb.config.pools import geo_key_kind
+from gslb.config.registry import POLICIES
 from gslb.steering.policies.base import Context, Tier
 
 
@@ -16,6 +17,7 @@ def _matches(key: str, ctx: Context) -> bool:
             "default": code}[kind] == code
 
 
+@POLICIES.implements("geo")
 def rank(ctx: Context) -> list[Tier]:
     """The matched rule's sites, in its order. No rule and no default: every site in file order."""
     for key, site_names in ctx.pool.geo:   # sorted at load: net, subdivision, country, continent, default

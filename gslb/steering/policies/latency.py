@@ -11,6 +11,7 @@ server that holds the same prober reports ranks alike (docs/steering.md, "Stable
 from __future__ import annotations
 
 from gslb.config.model import Pool, Site
+from gslb.config.registry import POLICIES
 from gslb.steering.latency import Estimate, estimate
 from gslb.steering.policies.base import Context, Tier
 
@@ -29,6 +30,7 @@ def _why(est: Estimate, best: tuple[Site, Estimate] | None, site: Site) -> str:
     return text
 
 
+@POLICIES.implements("latency")
 def rank(ctx: Context) -> list[Tier]:
     """Each site its own tier, best first (see the module docstring); sites with no estimate keep their
     file order, last. With an unknown client location no site has an estimate, so the order in the zone
