@@ -1,5 +1,8 @@
 # gslb: authoritative GSLB DNS server serving the bundled example zone.
-#   docker build -t gslb . && docker run --rm -p 5353:53/udp -p 5353:53/tcp -p 8053:8053 gslb
+#   docker build -t gslb . && docker run --rm -p 5353:53/udp -p 5353:53/tcp -p 127.0.0.1:8053:8053 gslb
+# The API binds 0.0.0.0 in the container so -p can publish it: publish it on loopback or a private network.
+# Reads (zones, health, /metrics) are open unless GSLB_API_READ_TOKEN is set; writes (drains, reload) need
+# GSLB_API_TOKEN and are refused without it; prober reports are signed with GSLB_SECRET (README, Docker).
 #   dig @127.0.0.1 -p 5353 www.gslb.example.com A
 FROM python:3.11-slim
 
