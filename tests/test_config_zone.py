@@ -90,5 +90,5 @@ def test_check_also_validates_the_server_config(tmp_path):
                             capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 1
     assert result.stdout.splitlines()[:2] == [
-        f"{config}:2: reload_interval: expected seconds 0.1..3600",
+        f"{config}:2: reload_interval: 'fast', expected seconds 0.1..3600",
         f"{config}:3: health quorum: 'most', expected majority, any, all or a number of regions >= 1"]

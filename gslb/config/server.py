@@ -11,15 +11,47 @@ from gslb import __version__
 from gslb.config.api import key_problems, parse_api
 from gslb.config.dnslimits import TcpLimits, parse_tcp_limits
 from gslb.config.health import HealthSettings, parse_health_settings
+from gslb.config.kit import Custom, Flag, Int, Invalid, Seconds, Section, Text
 from gslb.config.limits import parse_limits
 from gslb.config.model import ZoneLimits
 from gslb.config.rrl import RateLimitSettings, parse_rate_limit
-from gslb.config.yamlsrc import SourceMap, load_yaml_file, short
+from gslb.config.yamlsrc import SourceMap, load_yaml_file
 from gslb.errors import ConfigError, Problem
 
-SERVER_KEYS = {"zones", "listen", "api", "data", "geoip", "regions", "latency", "query_log",
-               "reload_interval", "health", "workers", "tcp", "rrl", "limits", "node_id", "version"}
 MAX_NODE_ID = 255               # bytes: one TXT character-string (id.server.), and plenty for an NSID
+
+
+def _listen(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(i, str) for i in items):
+        raise Invalid
+    return tuple(items)
+
+
+def _version(value: Any) -> str | None:
+    if value is True:
+        return f"gslb {__version__}"
+    if value is False or value is None:
+        return None
+    if not isinstance(value, str) or not value.isprintable() or not 1 <= len(value.encode()) <= 255:
+        raise Invalid
+    return value
+
+
+_PATH = Text("a path")
+_PATHS = ("zones", "data", "geoip", "regions", "latency")
+_SECTION = Custom("a mapping", {"type": "object"}, lambda value: value)   # read by its own parser below
+# In the order `unknown key` lists them. health, tcp, rrl, limits and api are read by their own modules.
+SERVER_FIELDS = {
+    "zones": _PATH, "listen": Custom("ADDR:PORT or a list of them", {
+        "anyOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}}]}, _listen),
+    "api": _SECTION, "data": _PATH, "geoip": _PATH, "regions": _PATH, "latency": _PATH, "query_log": Flag(),
+    "reload_interval": Seconds(0.1, 3600), "health": _SECTION, "workers": Int(1, 256, "a number of processes 1..256"),
+    "tcp": _SECTION, "rrl": _SECTION, "limits": _SECTION,
+    "node_id": Text(f"this node's name (printable, 1..{MAX_NODE_ID} bytes)", max_bytes=MAX_NODE_ID, printable=True),
+    "version": Custom("the text version.bind. answers (1..255 bytes), true for gslb's version, or false",
+                      {"type": ["string", "boolean", "null"], "maxLength": 255}, _version),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,54 +108,11 @@ def load_server_config(path: str | None) -> ServerConfig:
         src = SourceMap()
     if not isinstance(src, SourceMap):
         raise ConfigError([Problem(path, 1, "the server config must be a mapping (see docs/server.md)")])
-    values: dict[str, Any] = {"file": path}
-    for key, value in src.items():
-        line = src.line_of(key)
-        if key not in SERVER_KEYS:
-            problems.append(Problem(path, line, f"unknown key {short(key)} (known: {', '.join(sorted(SERVER_KEYS))})"))
-        elif key == "listen":
-            items = value if isinstance(value, list) else [value]
-            if not items or not all(isinstance(i, str) for i in items):
-                problems.append(Problem(path, line, "listen: expected ADDR:PORT or a list of them"))
-            else:
-                values["listen"] = tuple(items)
-        elif key == "query_log":
-            if not isinstance(value, bool):
-                problems.append(Problem(path, line, "query_log: expected true or false"))
-            else:
-                values[key] = value
-        elif key == "reload_interval":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.1 <= value <= 3600:
-                problems.append(Problem(path, line, "reload_interval: expected seconds 0.1..3600"))
-            else:
-                values[key] = float(value)
-        elif key == "workers":
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 256:
-                problems.append(Problem(path, line, "workers: expected a number of processes 1..256"))
-            else:
-                values[key] = value
-        elif key == "node_id":
-            if not isinstance(value, str) or not value.isprintable() or not 1 <= len(value.encode()) <= MAX_NODE_ID:
-                problems.append(Problem(path, line, f"node_id: {short(value)}, expected this node's name "
-                                                    f"(printable, 1..{MAX_NODE_ID} bytes)"))
-            else:
-                values[key] = value
-        elif key == "version":
-            if value is True:
-                values[key] = f"gslb {__version__}"
-            elif value is False or value is None:
-                values[key] = None
-            elif not isinstance(value, str) or not value.isprintable() or not 1 <= len(value.encode()) <= 255:
-                problems.append(Problem(path, line, f"version: {short(value)}, expected the text version.bind. "
-                                                    "answers (1..255 bytes), true for gslb's version, or false"))
-            else:
-                values[key] = value
-        elif key not in ("health", "tcp", "rrl", "limits", "api"):
-            if not isinstance(value, str):
-                problems.append(Problem(path, line, f"{key}: expected a path"))
-            else:
-                base = os.path.dirname(os.path.abspath(path))
-                values[key] = value if os.path.isabs(value) else os.path.join(base, value)
+    values: dict[str, Any] = {"file": path} | Section(src, problems, path).read(SERVER_FIELDS)
+    base = os.path.dirname(os.path.abspath(path))
+    for key in _PATHS:
+        if key in values:
+            values[key] = os.path.join(base, values[key])      # an absolute path stays as it is
     values["rrl"] = parse_rate_limit(src.get("rrl"), problems, where=(path, src.line_of("rrl")))
     values["health"] = parse_health_settings(src.get("health"), problems, where=(path, src.line_of("health")))
     values["limits"] = parse_limits(src.get("limits"), problems, where=(path, src.line_of("limits")))
