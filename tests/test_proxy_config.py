@@ -40,7 +40,8 @@ def test_every_mistake_is_reported_with_its_line(tmp_path):
     assert "2: limits: unknown key 'max_headers' (known: max_body_size, max_header_size, max_response_header_size)" in got
     assert "3: retries 'many', expected a number >= 0" in got
     assert "4: drain_timeout -1, expected a number >= 0" in got
-    assert "5: access_log 'maybe', expected true or false" in got
+    assert ("5: access_log 'maybe', expected true, false, stderr, an absolute file path or {path, buffer, flush}"
+            in got)
     assert "8: pool 'app': drain 'yes please', expected true or false" in got
     assert "9: pool 'app': sticky: unknown key 'secure' (known: cookie, ttl)" in got
     assert "9: pool 'app': sticky cookie 'a b', expected a cookie name" in got

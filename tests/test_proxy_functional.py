@@ -7,6 +7,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -457,16 +458,19 @@ def test_max_connections_per_backend(backends, proxy):
     assert sorted(results) == [200, 200, 503]
 
 
-def test_access_log_line(backends, proxy, caplog):
+def test_access_log_line(backends, proxy, tmp_path):
     (a,) = backends("a")
-    px = proxy(config([a]).replace("access_log: false", "access_log: true"))
-    caplog.set_level("INFO", logger="gslb.access")
+    log = tmp_path / "access.log"
+    px = proxy(config([a]).replace("access_log: false", f"access_log: {{path: {log}, flush: 0.1}}"))
     request(px, "/path?q=1", headers={"Host": "shop.example.com"})
-    deadline = time.monotonic() + 2       # the line is written on the proxy's thread, maybe just after
-    while time.monotonic() < deadline and not any(r.name == "gslb.access" for r in caplog.records):
+    deadline = time.monotonic() + 3       # written by the proxy's sweep within `flush` seconds
+    while time.monotonic() < deadline and not (log.exists() and log.read_text()):
         time.sleep(0.02)
-    lines = [r.getMessage() for r in caplog.records if r.name == "gslb.access"]
-    assert lines and lines[-1].startswith(f'127.0.0.1 "GET shop.example.com/path?q=1" 200 {a.address} ')
+    lines = log.read_text().splitlines()
+    assert len(lines) == 1, lines
+    stamp, rest = lines[0].split(" ", 1)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp)
+    assert re.fullmatch(rf'127\.0\.0\.1 "GET shop\.example\.com/path\?q=1" 200 {a.address} \d+\.\dms', rest)
 
 
 def test_editing_the_config_file_reloads_it(backends, proxy):

@@ -103,6 +103,13 @@ class RateLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class AccessLogConfig:
+    path: str | None = None          # None: stderr
+    buffer: int = 65536              # bytes queued before a write
+    flush: float = 1.0               # seconds at most between a line and its write
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyConfig:
     file: str
     listen: tuple[Listener, ...]
@@ -116,7 +123,7 @@ class ProxyConfig:
     rate_limit: RateLimit | None = None
     drain_timeout: float = 30.0
     retries: int = 1                 # extra attempts for idempotent requests when a connect fails
-    access_log: bool = True
+    access_log: AccessLogConfig | None = field(default_factory=AccessLogConfig)   # None: off
 
 
 def _hostport(text: Any) -> tuple[str, int] | None:
@@ -292,6 +299,34 @@ def _route(i: int, src: Any, pools: dict, p: _P) -> Route | None:
     return Route(tuple(targets), host, path, header, default, str(name))
 
 
+ACCESS_LOG_HELP = "expected true, false, stderr, an absolute file path or {path, buffer, flush}"
+
+
+def _access_log(src: SourceMap, p: _P) -> AccessLogConfig | None:
+    """`access_log`: true (stderr), false (off), `stderr`, an absolute path, or {path, buffer, flush}."""
+    value = src.get("access_log", True)
+    if value is False:
+        return None
+    if value is True:
+        return AccessLogConfig()
+    where, key, options = src, "access_log", None
+    if isinstance(value, SourceMap):
+        options = p.mapping(src, "access_log", {"path", "buffer", "flush"}, "")
+        value = options.get("path", "stderr")
+        if "path" in options:
+            where, key = options, "path"
+    if not isinstance(value, str) or not (value == "stderr" or value.startswith("/")):
+        p.add(where, key, f"access_log {short(value)}, {ACCESS_LOG_HELP}")
+        return None
+    path = None if value == "stderr" else value
+    if path is not None and not os.path.isdir(os.path.dirname(path)):
+        p.add(where, key, f"access_log {short(path)}: directory {os.path.dirname(path)} does not exist")
+    if options is None:
+        return AccessLogConfig(path)
+    return AccessLogConfig(path, p.number(options, "buffer", 65536, 0, "access_log: ", True),
+                           float(p.number(options, "flush", 1.0, 0.01, "access_log: ")))
+
+
 def load_proxy_config(path: str) -> ProxyConfig:
     """Read and validate a proxy YAML file.
 
@@ -344,7 +379,7 @@ def load_proxy_config(path: str) -> ProxyConfig:
         rate = RateLimit(p.number(r, "rate", 100.0, 0.001, "rate_limit: "), p.number(r, "burst", 100, 1, "rate_limit: ", True))
     drain_timeout = float(p.number(src, "drain_timeout", 30.0, 0, ""))
     retries = p.number(src, "retries", 1, 0, "", True)
-    access_log = p.flag(src, "access_log", True, "")
+    access_log = _access_log(src, p)
     if p.problems:
         raise ConfigError(p.problems)
     token = src.get("admin_token") or os.environ.get("GSLB_ADMIN_TOKEN")

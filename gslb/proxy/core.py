@@ -1,17 +1,22 @@
 """The proxy's policy: routes, backend choice (balancers, sticky cookies, canary splits), rate limits,
-retry budget, metrics. The wire lives in http.py, the admin API in admin.py."""
+retry budget, metrics, the access log. The wire lives in http.py and sees this side only through
+policy.Policy (begin, retry, finish); the admin API lives in admin.py."""
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import random
 import time
 from collections import defaultdict
+from typing import Any
 
 from gslb.proxy import sticky
-from gslb.proxy.config import ProxyConfig, Route
-from gslb.proxy.http import ClientConnection, Exchange, Request, access_log
+from gslb.proxy.accesslog import AccessLog
+from gslb.proxy.config import AccessLogConfig, ProxyConfig, Route
+from gslb.proxy.policy import Pick, Refusal
+from gslb.proxy.request import Request
 from gslb.proxy.shared import WorkerShare
 from gslb.proxy.state import BackendState, PoolState
 
@@ -55,15 +60,23 @@ def host_matches(pattern: str, host: str) -> bool:
     return host == pattern
 
 
+def open_access_log(config: AccessLogConfig | None) -> AccessLog | None:
+    """The access log a config asks for (None: off); OSError when its file cannot be opened."""
+    return None if config is None else AccessLog(config.path, config.buffer, config.flush)
+
+
 class Proxy:
-    """One proxy configuration, live. `reload(config)` swaps routes and pools for new requests only."""
+    """One proxy configuration, live. `reload(config)` swaps routes and pools for new requests only.
+    Implements policy.Policy for the wire (http.py)."""
 
     def __init__(self, config: ProxyConfig):
         self.config = config
+        self.limits, self.timeouts = config.limits, config.timeouts
         self.pools = {name: PoolState(p) for name, p in config.pools.items()}
-        self.connections: set[ClientConnection] = set()
-        self.inflight: set[Exchange] = set()
+        self.connections: set[Any] = set()       # http.ClientConnection
+        self.inflight: set[Any] = set()          # http.Exchange
         self.stopping = False
+        self.access_log = open_access_log(config.access_log)
         self.retry_budget = RetryBudget()
         self.buckets: dict[str, TokenBucket] = {}
         self.requests: dict[tuple[str, str, str, int], int] = defaultdict(int)   # route, pool, backend, status
@@ -80,6 +93,8 @@ class Proxy:
             now = time.monotonic()
             for exchange in list(self.inflight):
                 exchange.check_deadlines(now)
+            if self.access_log is not None:
+                self.access_log.tick(now)
             tick += 1
             if self.share is not None:
                 if tick % 2 == 0:
@@ -114,6 +129,8 @@ class Proxy:
         old = self.pools
         self.pools = {name: PoolState(p, old.get(name)) for name, p in config.pools.items()}
         self.config = config
+        self.limits, self.timeouts = config.limits, config.timeouts
+        self.reopen_access_log(config.access_log)
         if self.share is not None:
             self.apply_drains(self.share.drains())
         for pool in old.values():
@@ -123,6 +140,25 @@ class Proxy:
                 for backend in pool.backends:
                     backend.close_idle()
         self.start_checks()
+
+    def reopen_access_log(self, config: AccessLogConfig | None) -> None:
+        """Flush and reopen the access log (a reload: logrotate moved the file, or the settings changed)."""
+        old = self.access_log
+        try:
+            self.access_log = open_access_log(config)
+        except OSError as exc:
+            log.error("access log %s cannot be opened: %s; keeping the previous one", config.path, exc)
+            if old is not None:
+                old.reopen()
+            return
+        if old is not None:
+            old.close()
+
+    def close_access_log(self) -> None:
+        """Write every line still buffered (shutdown)."""
+        if self.access_log is not None:
+            self.access_log.close()
+            self.access_log = None
 
     # -- per request ------------------------------------------------------------------------------
     def route(self, req: Request) -> Route | None:
@@ -155,10 +191,12 @@ class Proxy:
         bucket.tokens -= 1
         return False
 
-    def pick(self, pool: PoolState, req: Request, exclude: BackendState | None = None) -> BackendState | None:
-        usable = [b for b in pool.usable() if b is not exclude]
+    def pick(self, pool: PoolState, req: Request, exclude: list[BackendState] | None = None) -> BackendState | None:
+        usable = pool.usable()
+        if exclude:
+            usable = [b for b in usable if b not in exclude]
         if not usable and pool.config.fail_open:
-            usable = [b for b in pool.backends if not b.drain and b.config.weight > 0 and b is not exclude]
+            usable = [b for b in pool.backends if not b.drain and b.config.weight > 0 and not (exclude and b in exclude)]
         return pool.balancer.pick(usable, req)
 
     def _sticky(self, pool: PoolState, req: Request, secure: bool) -> tuple[BackendState | None, bytes]:
@@ -182,49 +220,55 @@ class Proxy:
         return pool.sticky_ids[1]
 
     def sticky_cookie(self, pool: PoolState, backend: BackendState, secure: bool) -> bytes:
-        """The Set-Cookie header line pinning this pool's clients to `backend` (opaque, signed)."""
+        """The Set-Cookie header line (without its CRLF) pinning this pool's clients to `backend` (opaque,
+        signed)."""
         config = pool.config.sticky
         secret = self.config.sticky_secret
         value = sticky.sign(secret, sticky.backend_id(secret, backend.address), config.ttl)
         return (f"Set-Cookie: {config.cookie}={value}; Max-Age={config.ttl}; Path=/; HttpOnly; SameSite=Lax"
-                f"{'; Secure' if secure else ''}\r\n").encode()
+                f"{'; Secure' if secure else ''}").encode()
 
-    def start(self, client: ClientConnection, req: Request) -> Exchange | None:
-        """Route and forward a request whose head has arrived, or answer it from the proxy."""
-        if self._rate_limited(req.client):
-            client.reply(429, "too many requests", extra=b"Retry-After: 1\r\n", req=req)
-            return None
+    def begin(self, req: Request) -> Pick | Refusal:
+        """Route a request whose head has arrived and pick its backend, or answer it from the proxy."""
+        if self.config.rate_limit is not None and self._rate_limited(req.client):
+            return Refusal(429, "too many requests", extra=b"Retry-After: 1\r\n")
         route = self.route(req)
         if route is None:
-            client.reply(404, "no route for this request", req=req)
-            return None
+            return Refusal(404, "no route for this request")
         name = route.pools[0][0] if len(route.pools) == 1 else \
             random.choices([n for n, _ in route.pools], weights=[w for _, w in route.pools])[0]
         req.route, req.pool = route.name, name
         pool = self.pools[name]
         self.retry_budget.request()
         if pool.config.sticky is not None:
-            backend, cookie = self._sticky(pool, req, client.scheme == b"https")
+            backend, cookie = self._sticky(pool, req, req.secure)
         else:
             backend, cookie = self.pick(pool, req), b""
         if backend is None:
-            client.reply(503, f"no healthy backend in pool {name}", close=not req.keep_alive, req=req)
-            return None
-        return Exchange(self, client, req, pool, backend, cookie)
+            return Refusal(503, f"no healthy backend in pool {name}", close=not req.keep_alive)
+        return Pick(pool, backend, cookie)
 
-    def record(self, req: Request, backend: BackendState | None, status: int, pool: str,
-               elapsed: float | None = None) -> None:
+    def retry(self, req: Request, pick: Pick, tried: list[BackendState], retried: int | None) -> Pick | None:
+        """Another backend of the pool for a request whose backend failed (see policy.Policy.retry):
+        budgeted retries stop at `retries` and at the retry budget; a sticky client is re-pinned."""
+        if retried is not None and (retried >= self.config.retries or not self.retry_budget.take()):
+            return None
+        pool = pick.pool
+        other = self.pick(pool, req, exclude=tried)
+        if other is None:
+            return None
+        cookie = self.sticky_cookie(pool, other, req.secure) if pool.config.sticky is not None else b""
+        return Pick(pool, other, cookie)
+
+    def finish(self, req: Request, backend: BackendState | None, status: int, elapsed: float | None) -> None:
+        """Count an answered request in the metrics and write its access-log line."""
         elapsed = time.monotonic() - req.started if elapsed is None else elapsed
-        address = backend.address if backend else "-"
+        address = backend.address if backend is not None else "-"
+        pool = req.pool
         self.requests[(req.route, pool, address, status)] += 1
-        counts = self.latency[pool]
-        for i, edge in enumerate(BUCKETS):
-            if elapsed <= edge:
-                counts[i] += 1
-                break
-        else:
-            counts[-1] += 1
+        self.latency[pool][bisect.bisect_left(BUCKETS, elapsed)] += 1
         self.latency_sum[pool] += elapsed
-        if self.config.access_log:
-            access_log.info('%s "%s %s%s" %d %s %.1fms', req.client, req.method.decode() if hasattr(req, "method")
-                            else "-", req.host, req.url.decode("latin-1"), status, address, elapsed * 1000)
+        access_log = self.access_log
+        if access_log is not None:
+            access_log.write(f'{access_log.stamp()} {req.client} "{req.method.decode("latin-1")} {req.host}'
+                             f'{req.url.decode("latin-1")}" {status} {address} {elapsed * 1000:.1f}ms\n')

@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING
 
 import httptools
 
+from gslb.proxy.policy import Pick, Policy, Refusal
+from gslb.proxy.request import Request
 from gslb.proxy.state import MAX_IDLE
 
 if TYPE_CHECKING:
-    from gslb.proxy.core import Proxy
     from gslb.proxy.state import BackendState
 
 log = logging.getLogger("gslb.proxy")
-access_log = logging.getLogger("gslb.access")
 
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
                         b"trailer", b"trailers", b"transfer-encoding", b"upgrade", b"proxy-connection"})
@@ -41,6 +41,12 @@ NEXT_UPSTREAM = frozenset({b"GET", b"HEAD"})
 # The proxy's own shortage, not the backend's fault: never counted against a backend.
 LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL})
 VERSIONS = frozenset({"1.0", "1.1"})
+# Request headers the proxy reads, replaces or drops; any other header passes through as the client sent it.
+REQUEST_SPECIAL = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forwarded-for", b"x-forwarded-proto",
+                                b"x-forwarded-host", b"x-request-id"}
+REQUEST_DROP = HOP_BY_HOP | {b"expect", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host",
+                             b"x-request-id"}
+RESPONSE_SPECIAL = HOP_BY_HOP | {b"content-length"}
 REASONS = {400: "Bad Request", 404: "Not Found", 413: "Payload Too Large", 429: "Too Many Requests",
            431: "Request Header Fields Too Large", 502: "Bad Gateway", 503: "Service Unavailable",
            504: "Gateway Timeout", 505: "HTTP Version Not Supported"}
@@ -63,6 +69,30 @@ def connection_named(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
     return frozenset(named)
 
 
+def raw_block(data: bytes | None, count: int) -> bytes | None:
+    """The header lines of the head at the start of `data`, as received ("\r\nName: value" each), when they
+    can pass through unparsed: the head lies in `data` and has one line per parsed header (no obs-fold, no
+    stray line). None otherwise (the head is then rebuilt from the parsed headers)."""
+    if data is None:
+        return None
+    end = data.find(b"\r\n\r\n")
+    if end < 0 or data.count(b"\r\n", 0, end + 2) != count + 1:
+        return None
+    return data[data.find(b"\r\n"):end]
+
+
+def without(block: bytes, names: set[bytes]) -> bytes:
+    """`block` (see raw_block) without the lines of the headers called exactly `names`."""
+    for name in names:
+        needle = b"\r\n" + name + b":"
+        i = block.find(needle)
+        while i >= 0:
+            j = block.find(b"\r\n", i + 2)
+            block = block[:i] + (block[j:] if j >= 0 else b"")
+            i = block.find(needle, i)
+    return block
+
+
 def refused(exc: BaseException) -> bool:
     """A connection refused, reset or aborted by the other side: that backend answers nothing now."""
     return isinstance(exc, (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError))
@@ -70,66 +100,17 @@ def refused(exc: BaseException) -> bool:
 
 def host_problem(req: Request) -> str | None:
     """Why the request's Host is unacceptable (RFC 9112 3.2: exactly one Host in HTTP/1.1), or None."""
-    hosts = [v for k, v in req.headers if k.lower() == b"host"]
-    if len(hosts) > 1:
+    if req.hosts > 1:
         return "more than one Host header"
-    if not hosts and req.version == "1.1":
+    if not req.hosts and req.version == "1.1":
         return "no Host header"
-    if hosts and any(c in hosts[0] for c in (b" ", b"\t", b"/", b"@", b"\\", b",")):
+    if req.hosts and any(c in req.host for c in (" ", "\t", "/", "@", "\\", ",")):
         return "invalid Host header"
     return None
 
 
 def chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-class Request:
-    """A request head, plus what balancers and routes ask of it."""
-
-    __slots__ = (
-        "_cookies",
-        "chunked",
-        "client",
-        "head_size",
-        "headers",
-        "host",
-        "keep_alive",
-        "length",
-        "method",
-        "path",
-        "pool",
-        "route",
-        "started",
-        "upgrade",
-        "url",
-        "version",
-    )
-
-    def __init__(self, client: str):
-        self.client = client
-        self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self._cookies: dict[str, str] | None = None
-        self.started = time.monotonic()
-        self.route = self.pool = "-"     # metric labels, set once routed
-
-    def header(self, name: str) -> str | None:
-        key = name.lower().encode()
-        for k, v in self.headers:
-            if k.lower() == key:
-                return v.decode("latin-1")
-        return None
-
-    def cookie(self, name: str) -> str | None:
-        if self._cookies is None:
-            self._cookies = {}
-            raw = self.header("cookie") or ""
-            for part in raw.split(";"):
-                k, _, v = part.strip().partition("=")
-                if k:
-                    self._cookies[k] = v
-        return self._cookies.get(name)
 
 
 class Waiting:
@@ -147,8 +128,9 @@ class Waiting:
 class ClientConnection(asyncio.Protocol):
     """One client TCP (or TLS) connection."""
 
-    def __init__(self, proxy: Proxy, tls: bool):
-        self.proxy = proxy
+    def __init__(self, policy: Policy, tls: bool):
+        self.policy = policy
+        self.tls = tls
         self.scheme = b"https" if tls else b"http"
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
@@ -165,6 +147,8 @@ class ClientConnection(asyncio.Protocol):
         self.head_count = 0                    # requests begun: tells whether a read began a new one
         self.closed = False
         self.blocked = False                   # our writes to the client wait: its reader is slow
+        self.paused = False                    # we stopped reading the client (requests answered in order)
+        self.raw: bytes | None = None          # the read a request head began at the start of (raw_block)
         self.idle_since = time.monotonic()     # the proxy's sweep closes connections idle too long
 
     # -- connection -------------------------------------------------------------------------------
@@ -172,11 +156,11 @@ class ClientConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else "?"
-        self.proxy.connections.add(self)
+        self.policy.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.proxy.connections.discard(self)
+        self.policy.connections.discard(self)
         if self.exchange is not None:
             self.exchange.client_gone()
         if self.tunnel is not None:
@@ -206,6 +190,8 @@ class ClientConnection(asyncio.Protocol):
             self.tunnel.transport.write(data)
             return
         begun = self.head_count
+        # a request that begins at the start of this read may pass its header lines through as they are
+        self.raw = data if self.request is None else None
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -224,7 +210,7 @@ class ClientConnection(asyncio.Protocol):
             # The whole read was head: httptools keeps a header it has not finished in memory and calls
             # back only at its end, so a head is measured here, not just in on_header, to bound it.
             self.head_seen += len(data)
-            if self.head_seen > self.proxy.config.limits.max_header_size and not self.closed:
+            if self.head_seen > self.policy.limits.max_header_size and not self.closed:
                 self.reply(431, "request headers too large", close=True)
 
     def reply(self, status: int, text: str, close: bool = False, extra: bytes = b"",
@@ -235,13 +221,23 @@ class ClientConnection(asyncio.Protocol):
         self.transport.write(simple_response(status, text, close, extra))
         req = req or self.request
         if req is not None:
-            self.proxy.record(req, None, status, req.pool)
+            self.policy.finish(req, None, status, None)
         if close:
             self.transport.close()
 
     # -- httptools callbacks --------------------------------------------------------------------------
+    def pause(self) -> None:
+        if not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            self.transport.resume_reading()
+
     def on_message_begin(self) -> None:
-        self.request = Request(self.client)
+        self.request = Request(self.client, self.tls)
         self.header_bytes = 0
         self.body_bytes = 0
         self.in_head = True
@@ -255,20 +251,41 @@ class ClientConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self.header_bytes += len(name) + len(value) + 4
         self.request.headers.append((name, value))
+        low = name.lower()
+        if low in REQUEST_SPECIAL:
+            self.request.special.append((low, name, value))
 
     def on_headers_complete(self) -> None:
         self.in_head = False
         req = self.request
-        req.method = self.parser.get_method()
-        req.version = self.parser.get_http_version()
-        req.keep_alive = self.parser.should_keep_alive()
-        req.upgrade = self.parser.should_upgrade()
-        req.host = (req.header("host") or "").lower()
-        req.path = req.url.split(b"?", 1)[0].decode("latin-1")
-        te = req.header("transfer-encoding")
-        req.chunked = te is not None and "chunked" in te.lower()
-        length = req.header("content-length")
-        req.length = int(length) if length and length.isdigit() else None
+        parser = self.parser
+        req.method = parser.get_method()
+        req.version = parser.get_http_version()
+        req.keep_alive = parser.should_keep_alive()
+        req.upgrade = parser.should_upgrade()
+        req.block = raw_block(self.raw, len(req.headers))
+        hosts = 0
+        for low, _, value in req.special:      # only the headers the proxy reads: a few, often just Host
+            if low == b"host":
+                hosts += 1
+                if hosts == 1:
+                    req.host = value.decode("latin-1").lower()
+            elif low == b"transfer-encoding":
+                req.chunked = req.chunked or b"chunked" in value.lower()
+            elif low == b"content-length":
+                if req.length is None:
+                    req.length = int(value) if value.isdigit() else None
+            elif low == b"x-forwarded-for":
+                req.xff = value if req.xff is None else req.xff     # the first, as before
+            elif low == b"x-request-id":
+                if req.request_id is None:
+                    req.request_id = value.decode("latin-1")
+            elif low == b"expect":
+                req.expect = req.expect or value.lower() == b"100-continue"
+        req.hosts = hosts
+        url = req.url
+        cut = url.find(b"?")
+        req.path = (url if cut < 0 else url[:cut]).decode("latin-1")
         req.head_size = self.header_bytes
         if self.exchange is not None or self.waiting:
             if req.upgrade:
@@ -282,7 +299,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _begin(self, req: Request) -> Exchange | None:
         """Answer a request from the proxy (limits, routes, rate) or start forwarding it."""
-        limits = self.proxy.config.limits
+        limits = self.policy.limits
         if req.version not in VERSIONS:          # HTTP/2.0 or 0.9 in a request line: not spoken here
             self.reply(505, "HTTP version not supported: use HTTP/1.1", close=True, req=req)
             return None
@@ -296,15 +313,19 @@ class ClientConnection(asyncio.Protocol):
         if req.length is not None and req.length > limits.max_body_size:
             self.reply(413, "request body too large", close=True, req=req)
             return None
-        if (req.header("expect") or "").lower() == "100-continue":
+        if req.expect:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        self.exchange = self.proxy.start(self, req)
+        decision = self.policy.begin(req)
+        if type(decision) is Refusal:
+            self.reply(decision.status, decision.text, close=decision.close, extra=decision.extra, req=req)
+            return None
+        self.exchange = Exchange(self.policy, self, req, decision)
         return self.exchange
 
     def on_body(self, body: bytes) -> None:
         self.body_bytes += len(body)
         target = self.target
-        if self.body_bytes > self.proxy.config.limits.max_body_size:
+        if self.body_bytes > self.policy.limits.max_body_size:
             if target is not None and target is self.exchange and not target.head_sent:
                 target.abort()
                 self.exchange = self.target = None
@@ -316,21 +337,23 @@ class ClientConnection(asyncio.Protocol):
             return
         if type(target) is Waiting:
             target.body.append(body)
+            self.pause()                           # one read's worth waits, no more
         else:
             target.request_body(body)
 
     def on_message_complete(self) -> None:
         target, self.target = self.target, None
         self.request = None
+        self.raw = None                            # a next request in this read does not begin at its start
         if target is None:
             return
         if type(target) is Waiting:
             target.done = True
-            self.transport.pause_reading()
+            self.pause()                           # answer requests in order
         else:
+            # Reading goes on while the response is due (no pause/resume pair per request): bytes of a
+            # next, pipelined request make a Waiting, which pauses reading until its turn.
             target.request_done()
-            if not target.finished:
-                self.transport.pause_reading()     # answer requests in order
 
     def exchange_done(self, keep_alive: bool) -> None:
         self.exchange = None
@@ -357,16 +380,16 @@ class ClientConnection(asyncio.Protocol):
                 exchange.request_done()
                 return                              # reading stays paused until this one is answered
             break                                   # its body is still arriving
-        self.transport.resume_reading()
+        self.resume()
 
 
 class Exchange:
     """One request in flight between a client connection and a backend."""
 
-    def __init__(self, proxy: Proxy, client: ClientConnection, req: Request, pool, backend: BackendState,
-                 set_cookie: bytes = b""):
-        self.proxy, self.client, self.req, self.pool, self.backend = proxy, client, req, pool, backend
-        self.set_cookie = set_cookie
+    def __init__(self, policy: Policy, client: ClientConnection, req: Request, pick: Pick):
+        self.policy, self.client, self.req, self.pick = policy, client, req, pick
+        self.backend = backend = pick.backend
+        self.set_cookie = pick.cookie
         self.upstream: UpstreamConnection | None = None
         self.pending: list[bytes] = []   # request body that arrived before the upstream connection
         self.pending_bytes = 0
@@ -377,7 +400,7 @@ class Exchange:
         self.status = 0
         self.attempts = 0
         self.retried = 0               # attempts counted against `retries` (not next-upstream ones)
-        self.tried: list[BackendState] = [backend]
+        self.tried: list[BackendState] | None = None    # made on the first switch to another backend
         self.blame = True              # whether this exchange's outcome counts for the backend's passive health
         self.reused = False            # on a pooled keep-alive connection, which the backend may have closed
         self.response_chunked = False
@@ -385,40 +408,44 @@ class Exchange:
         self.client_close = False       # so must we, or the client cannot tell where the body ends
         self.started = self.activity = time.monotonic()
         self.batch: list[bytes] | None = None   # client writes collected while one upstream read is parsed
-        proxy.inflight.add(self)
+        policy.inflight.add(self)
         # getrandbits, not os.urandom: no system call per request, and an ID need not be a secret
-        self.request_id = req.header("x-request-id") or f"{random.getrandbits(64):016x}"
+        self.request_id = req.request_id or f"{random.getrandbits(64):016x}"
         backend.active += 1
         self._connect()
 
     # -- request side -----------------------------------------------------------------------------------
     def _head(self) -> bytes:
+        """The request head for the backend: the client's header lines as received (raw_block) minus those
+        the proxy drops, or rebuilt from the parsed headers; then the X-Forwarded-* and X-Request-ID."""
         req = self.req
-        lines = [b"%s %s HTTP/1.1\r\n" % (req.method, req.url)]
-        xff = None
-        named = connection_named(req.headers)
-        for name, value in req.headers:
-            low = name.lower()
-            if low in HOP_BY_HOP and not (req.upgrade and low == b"upgrade") or low in named:
-                continue
-            if low in (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-request-id", b"expect"):
-                if low == b"x-forwarded-for":
-                    xff = value
-                continue
-            lines.append(name + b": " + value + b"\r\n")
+        lines = [b"%s %s HTTP/1.1" % (req.method, req.url)]
+        drop = {name for low, name, _ in req.special if low in REQUEST_DROP and not (req.upgrade and low == b"upgrade")}
+        if any(low == b"connection" for low, _, _ in req.special):
+            named = connection_named(req.headers)
+            if named:
+                drop.update(name for name, _ in req.headers if name.lower() in named)
+        block = req.block
+        if block is not None:
+            lines.append(without(block, drop) if drop else block)
+        else:
+            for name, value in req.headers:
+                if name not in drop:
+                    lines.append(b"\r\n" + name + b": " + value)
         if not req.host:            # HTTP/1.0 without Host, forwarded as HTTP/1.1, which must have one
-            lines.append(b"Host: " + self.backend.address.encode() + b"\r\n")
+            lines.append(b"\r\nHost: " + self.backend.address.encode())
         client = req.client.encode()
-        lines.append(b"X-Forwarded-For: " + (xff + b", " + client if xff else client) + b"\r\n")
-        lines.append(b"X-Forwarded-Proto: " + self.client.scheme + b"\r\n")
+        xff = req.xff
+        lines.append(b"\r\nX-Forwarded-For: " + (xff + b", " + client if xff else client))
+        lines.append(b"\r\nX-Forwarded-Proto: " + self.client.scheme)
         if req.host:
-            lines.append(b"X-Forwarded-Host: " + req.host.encode("latin-1") + b"\r\n")
-        lines.append(b"X-Request-ID: " + self.request_id.encode() + b"\r\n")
+            lines.append(b"\r\nX-Forwarded-Host: " + req.host.encode("latin-1"))
+        lines.append(b"\r\nX-Request-ID: " + self.request_id.encode())
         if req.upgrade:
-            lines.append(b"Connection: Upgrade\r\n")
+            lines.append(b"\r\nConnection: Upgrade")
         elif req.chunked:
-            lines.append(b"Transfer-Encoding: chunked\r\n")
-        lines.append(b"\r\n")
+            lines.append(b"\r\nTransfer-Encoding: chunked")
+        lines.append(b"\r\n\r\n")
         return b"".join(lines)
 
     def _connect(self) -> None:
@@ -438,7 +465,7 @@ class Exchange:
         try:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(lambda: UpstreamConnection(backend), backend.config.host, backend.config.port),
-                self.proxy.config.timeouts.connect)
+                self.policy.timeouts.connect)
         except (TimeoutError, OSError) as exc:
             self._connect_failed(exc)
             return
@@ -465,11 +492,12 @@ class Exchange:
             backend.eject(reason)
             if self._next_upstream():
                 return
-        elif self.req.method in IDEMPOTENT and self.retried < self.proxy.config.retries \
-                and self._switchable() and self.proxy.retry_budget.take():
-            self.retried += 1
-            backend.passive(False)
-            if self._switch():
+        elif self.req.method in IDEMPOTENT and self._switchable():
+            pick = self.policy.retry(self.req, self.pick, self.tried or [backend], self.retried)
+            if pick is not None:
+                self.retried += 1
+                backend.passive(False)
+                self._switch(pick)
                 return
         self.fail(502, f"bad gateway: {backend.address}: {reason}")
 
@@ -482,25 +510,29 @@ class Exchange:
         them). False when there is none left."""
         if self.req.method not in NEXT_UPSTREAM or not self._switchable():
             return False
-        return self._switch()
-
-    def _switch(self) -> bool:
-        """Move to another backend of the pool not tried yet, re-pinning a sticky client; False if none."""
-        other = self.proxy.pick(self.pool, self.req, exclude=self.tried)
-        if other is None:
+        pick = self.policy.retry(self.req, self.pick, self.tried or [self.backend], None)
+        if pick is None:
             return False
+        self._switch(pick)
+        return True
+
+    def _switch(self, pick: Pick) -> None:
+        """Move to another backend of the pool (the policy re-pins a sticky client: pick.cookie)."""
+        other = pick.backend
         log.info("retrying %s %s on %s after %s failed", self.req.method.decode(), self.req.path, other.address,
                  self.backend.address)
+        if self.tried is None:
+            self.tried = [self.backend]
         self.backend.active -= 1
         self.backend = other
+        self.pick = pick
         other.active += 1
         self.tried.append(other)
         self.upstream = None
         self.reused = False
-        if self.pool.config.sticky is not None:
-            self.set_cookie = self.proxy.sticky_cookie(self.pool, other, self.client.scheme == b"https")
+        if pick.cookie:
+            self.set_cookie = pick.cookie
         self._connect()
-        return True
 
     def _attach(self, conn: UpstreamConnection) -> None:
         self.upstream = conn
@@ -510,7 +542,7 @@ class Exchange:
             # before the writes: a full upstream buffer pauses the client again (pause_writing)
             self.held = False
             if not self.body_done and not self.client.closed:
-                self.client.transport.resume_reading()
+                self.client.resume()
         conn.transport.write(self._head())
         for piece in self.pending:
             conn.transport.write(piece)
@@ -531,7 +563,7 @@ class Exchange:
             self.pending_bytes += len(piece)
             if self.pending_bytes > PENDING_LIMIT and not self.held:
                 self.held = True         # a slow connect must not make us buffer a whole upload
-                self.client.transport.pause_reading()
+                self.client.pause()
 
     def request_done(self) -> None:
         self.body_done = True
@@ -546,35 +578,37 @@ class Exchange:
 
     # -- response side ----------------------------------------------------------------------------
     def response_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], chunked: bool,
-                      has_length: bool, keep_alive: bool) -> None:
+                      has_length: bool, block: bytes | None, drop: set[bytes]) -> None:
+        """Send the backend's response head on: its header lines as received (`block`, see raw_block) minus
+        `drop` (hop-by-hop) or rebuilt from `headers`; then Connection, Set-Cookie and X-Request-ID."""
         self.status = status
         if self.client.closed:
             return
-        lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason or b"OK")]
-        named = connection_named(headers)
-        for name, value in headers:
-            low = name.lower()
-            if low in HOP_BY_HOP and not (status == 101 and low == b"upgrade") or low in named:
-                continue
-            lines.append(name + b": " + value + b"\r\n")
+        lines = [b"HTTP/1.1 %d %s" % (status, reason or b"OK")]
+        if block is not None:
+            lines.append(without(block, drop) if drop else block)
+        else:
+            for name, value in headers:
+                if name not in drop:
+                    lines.append(b"\r\n" + name + b": " + value)
         if status == 101:
-            lines.append(b"Connection: Upgrade\r\n")
+            lines.append(b"\r\nConnection: Upgrade")
         http10 = self.req.version == "1.0"
         # an HTTP/1.0 client knows no chunks: its body is delimited by closing the connection instead
         self.response_chunked = chunked and not http10
         if self.response_chunked:
-            lines.append(b"Transfer-Encoding: chunked\r\n")
+            lines.append(b"\r\nTransfer-Encoding: chunked")
         # without a length or chunks the body runs until the upstream closes: so must the client's
         self.response_close = (not has_length and not chunked and status not in (101, 204, 304)
                                and self.req.method != b"HEAD" and not 100 <= status < 200)
         self.client_close = self.response_close or (chunked and http10)
-        if self.client_close or not self.req.keep_alive or self.proxy.stopping:
-            lines.append(b"Connection: close\r\n")
+        if self.client_close or not self.req.keep_alive or self.policy.stopping:
+            lines.append(b"\r\nConnection: close")
         elif http10:
-            lines.append(b"Connection: keep-alive\r\n")   # 1.0 closes unless told otherwise
+            lines.append(b"\r\nConnection: keep-alive")   # 1.0 closes unless told otherwise
         if self.set_cookie:
-            lines.append(self.set_cookie)
-        lines.append(b"X-Request-ID: " + self.request_id.encode() + b"\r\n\r\n")
+            lines.append(b"\r\n" + self.set_cookie)
+        lines.append(b"\r\nX-Request-ID: " + self.request_id.encode() + b"\r\n\r\n")
         self._to_client(b"".join(lines))
         self.head_sent = True
 
@@ -602,7 +636,7 @@ class Exchange:
         self.flush()
         reuse = upstream_keep_alive and self.body_done and not self.response_close
         self._finish(reuse)
-        self.client.exchange_done(self.req.keep_alive and not self.client_close and not self.proxy.stopping)
+        self.client.exchange_done(self.req.keep_alive and not self.client_close and not self.policy.stopping)
 
     def start_tunnel(self) -> None:
         """101 Switching Protocols: from now on bytes flow both ways untouched (WebSocket)."""
@@ -612,12 +646,12 @@ class Exchange:
         self.client.tunnel = conn
         self.client.exchange = None
         self._finish(False, keep_upstream=True)
-        self.client.transport.resume_reading()
+        self.client.resume()
 
     # -- endings ----------------------------------------------------------------------------------
     def _finish(self, reuse: bool, keep_upstream: bool = False) -> None:
         self.finished = True
-        self.proxy.inflight.discard(self)
+        self.policy.inflight.discard(self)
         backend = self.backend
         backend.active -= 1
         backend.requests += 1
@@ -628,13 +662,14 @@ class Exchange:
         conn = self.upstream
         if conn is not None and not keep_upstream:
             conn.exchange = None
-            if reuse and len(backend.idle) < MAX_IDLE and not self.proxy.stopping:
-                # the last write to a slow client may have paused this connection's reading just now
-                conn.transport.resume_reading()
+            if reuse and len(backend.idle) < MAX_IDLE and not self.policy.stopping:
+                if self.client.blocked:
+                    # the last write to a slow client paused this connection's reading just now
+                    conn.transport.resume_reading()
                 backend.idle.append(conn)
             else:
                 conn.close()
-        self.proxy.record(self.req, backend, self.status or 502, self.pool.config.name, elapsed)
+        self.policy.finish(self.req, backend, self.status or 502, elapsed)
 
     def fail(self, status: int, text: str) -> None:
         """The upstream failed: 502/504 if nothing was sent yet, else cut the client connection."""
@@ -679,7 +714,7 @@ class Exchange:
 
     def check_deadlines(self, now: float) -> None:
         """Called by the proxy's sweep: 504 when the backend is silent too long or the request too slow."""
-        timeouts = self.proxy.config.timeouts
+        timeouts = self.policy.timeouts
         if self.upstream is not None and not self.client.blocked and now - self.activity > timeouts.read:
             self.fail(504, f"gateway timeout: {self.backend.address} sent nothing for {timeouts.read:g} s")
         elif now - self.started > timeouts.total:
@@ -710,7 +745,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_done = False          # the final response head has been parsed
         self.head_seen = 0              # bytes of the response head(s) so far, interim 1xx included
         self._headers: list[tuple[bytes, bytes]] = []
+        self._special: list[tuple[bytes, bytes, bytes]] = []   # (lowercase name, name, value) the proxy reads
         self._reason = b""
+        self.raw: bytes | None = None   # the read the response head began at the start of (raw_block)
+        self.parser_clean = False       # the parser ended a response cleanly: it can read the next one
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -719,9 +757,12 @@ class UpstreamConnection(asyncio.Protocol):
         return not self.closed and self.transport is not None and not self.transport.is_closing()
 
     def start_response(self, head_only: bool) -> None:
-        self.parser = httptools.HttpResponseParser(self)
+        if not self.parser_clean or self.parser is None:
+            self.parser = httptools.HttpResponseParser(self)
+        self.parser_clean = False
         self.head_only = head_only
         self._headers = []
+        self._special = []
         self.got_bytes = self.head_done = False
         self.head_seen = 0
 
@@ -733,12 +774,12 @@ class UpstreamConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         peer = self.tunnel_to or (self.exchange.client if self.exchange else None)
         if peer is not None and peer.transport:
-            peer.transport.pause_reading()
+            peer.pause()
 
     def resume_writing(self) -> None:
         peer = self.tunnel_to or (self.exchange.client if self.exchange else None)
         if peer is not None and peer.transport:
-            peer.transport.resume_reading()
+            peer.resume()
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel_to is not None:
@@ -754,12 +795,13 @@ class UpstreamConnection(asyncio.Protocol):
             # a byte at a time must not hold the request past the read timeout.
             exchange.activity = time.monotonic()
         else:
+            self.raw = data if self.head_seen == 0 else None
             self.head_seen += len(data)
         exchange.batch = []
         try:
             self.parser.feed_data(data)
             if not self.head_done and self.parser is not None \
-                    and self.head_seen > exchange.proxy.config.limits.max_response_header_size:
+                    and self.head_seen > exchange.policy.limits.max_response_header_size:
                 # httptools holds an unfinished header in memory until its end: bound it here
                 self._head_too_large(exchange)
                 return
@@ -787,7 +829,7 @@ class UpstreamConnection(asyncio.Protocol):
                 self.exchange.upstream_lost(exc, self.got_bytes)
 
     def _head_too_large(self, exchange: Exchange) -> None:
-        limit = exchange.proxy.config.limits.max_response_header_size
+        limit = exchange.policy.limits.max_response_header_size
         log.warning("%s sent response headers larger than %d bytes for %s %s: 502", self.backend.address,
                     limit, exchange.req.method.decode(), exchange.req.path)
         self.parser = None
@@ -804,26 +846,44 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
+        low = name.lower()
+        if low in RESPONSE_SPECIAL:
+            self._special.append((low, name, value))
 
     def on_headers_complete(self) -> None:
         parser = self.parser
         if parser is None or self.exchange is None:
             return
         status = parser.get_status_code()
+        headers = self._headers
         if 100 <= status < 200 and status != 101:
             self._headers = []              # an interim response: not forwarded, wait for the final one
+            self._special = []
+            self.raw = None                 # the final head does not begin at the start of this read
             return
-        if len(self._reason) + 15 + sum(len(n) + len(v) + 4 for n, v in self._headers) \
-                > self.exchange.proxy.config.limits.max_response_header_size:
+        block = raw_block(self.raw, len(headers))
+        self.raw = None
+        size = len(self._reason) + 15 + (len(block) + 2 if block is not None else
+                                         sum(len(n) + len(v) + 4 for n, v in headers))
+        if size > self.exchange.policy.limits.max_response_header_size:
             self._head_too_large(self.exchange)
             return
         self.head_done = True
         self.exchange.activity = time.monotonic()
-        headers = self._headers
-        te = next((v for n, v in headers if n.lower() == b"transfer-encoding"), b"")
-        chunked = b"chunked" in te.lower()
-        has_length = any(n.lower() == b"content-length" for n, _ in headers)
-        self.exchange.response_head(status, self._reason, headers, chunked, has_length, parser.should_keep_alive())
+        chunked = has_length = False
+        drop: set[bytes] = set()
+        for low, name, value in self._special:     # only the headers the proxy reads or drops
+            if low == b"content-length":
+                has_length = True
+                continue
+            if low == b"transfer-encoding":
+                chunked = chunked or b"chunked" in value.lower()
+            elif low == b"connection":
+                named = connection_named([(name, value)])
+                drop.update(n for n, _ in headers if n.lower() in named)
+            if not (status == 101 and low == b"upgrade"):
+                drop.add(name)
+        self.exchange.response_head(status, self._reason, headers, chunked, has_length, block, drop)
         if self.head_only:
             # a HEAD response has headers only, whatever Content-Length says
             exchange = self.exchange
@@ -837,4 +897,5 @@ class UpstreamConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         ex = self.exchange
         if ex is not None and self.parser is not None and ex.status and not 100 <= ex.status < 200:
+            self.parser_clean = True
             ex.response_done(self.parser.should_keep_alive())

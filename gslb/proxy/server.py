@@ -137,6 +137,7 @@ class ProxyServer:
         await self.proxy.stop_checks()
         if self.admin_runner:
             await self.admin_runner.cleanup()
+        self.proxy.close_access_log()        # last: lines of requests answered while draining are in
 
 
 def with_secret(config: ProxyConfig) -> ProxyConfig:
@@ -174,6 +175,12 @@ def run(config_path: str, workers: int = 1) -> int:
     except ConfigError as exc:
         print(exc)
         return 1
+    if config.access_log is not None and config.access_log.path is not None:
+        try:                                 # each worker opens it for itself; fail here, once, clearly
+            os.close(os.open(config.access_log.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640))
+        except OSError as exc:
+            print(f"{config.file}: access_log {config.access_log.path}: cannot open it: {exc.strerror}")
+            return 1
     if workers <= 1:
         return asyncio.run(serve(config))
     config = with_secret(config)          # before the fork: every worker accepts every worker's cookies

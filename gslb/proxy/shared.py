@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from gslb.proxy.core import Proxy
+# The worker's core.Proxy: typed loosely so this module stays below core (core imports it).
+Proxy = Any
 
 
 def _write(path: str, data: Any) -> None:

@@ -14,6 +14,7 @@ from collections import deque
 from gslb.config.model import Check, Target
 from gslb.health.checks import make_session, probe
 from gslb.health.state import Ewma, RiseFall
+from gslb.proxy.balancers import make_balancer
 from gslb.proxy.config import Backend, UpstreamPool
 
 log = logging.getLogger("gslb.proxy")
@@ -91,7 +92,6 @@ class PoolState:
     """A pool's backends, its balancer and its active health checks."""
 
     def __init__(self, config: UpstreamPool, previous: PoolState | None = None):
-        from gslb.proxy.balancers import make_balancer  # balancers import this module for BackendState
         self.config = config
         old = {b.address: b for b in previous.backends} if previous else {}
         self.backends = []
