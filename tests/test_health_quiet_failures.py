@@ -5,6 +5,12 @@ single node without failover."""
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+import time
+
+from conftest import REPO
 
 from gslb.api.health import refused_source_lines
 from gslb.config.health import HealthSettings
@@ -133,3 +139,49 @@ def test_refused_sources_are_bounded():
     assert len(sources) == intake_module.MAX_REFUSED_SOURCES
     assert sources[0]["region"] == f"r{intake_module.MAX_REFUSED_SOURCES + 9}"      # newest first, oldest gone
     assert "r0" not in {s["region"] for s in sources}
+
+
+ZONE = """\
+origin: quiet.test.
+soa: {mname: ns1.other.test., rname: h.quiet.test.}
+records:
+  "@": {NS: ns1.other.test.}
+  www: {pool: web}
+pools:
+  web:
+    policy: failover
+    check: {type: tcp, port: 9, interval: 0.25}
+    sites:
+      a: {lat: 0, lon: 0, endpoints: [127.0.0.71]}
+"""
+
+
+def test_a_prober_with_the_wrong_key_is_named_by_the_log_and_gslb_status(serve, tmp_path, caplog):
+    """A real `gslb probe` whose key is not the server's: the server logs the region, and `gslb status`
+    lists it as heard from but refused (before: it was simply missing)."""
+    srv = serve({"quiet.yaml": ZONE}, config_yaml="health:\n  embedded: false\n  secret: the-servers-key-0123456789\n")
+    api = f"http://{srv.api[0]}:{srv.api[1]}"
+    zones = tmp_path / "probe-zones"
+    zones.mkdir()
+    (zones / "quiet.yaml").write_text(ZONE)
+    (tmp_path / "regions.yaml").write_text("regions:\n  us-west-2: {lat: 45.8, lon: -119.7}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GSLB_")}
+    probe = subprocess.Popen([sys.executable, "-m", "gslb", "probe", "--region", "us-west-2", "--zones", str(zones),
+                              "--data", str(tmp_path), "--interval", "0.25", "--report-to", api],
+                             cwd=REPO, env=dict(env, GSLB_SECRET="a-stolen-or-stale-key-0123"),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with caplog.at_level(logging.WARNING, logger="gslb.health"):
+            deadline = time.monotonic() + 20
+            while not srv.server.health_service.intake.sources:
+                assert probe.poll() is None and time.monotonic() < deadline, "no report arrived"
+                time.sleep(0.05)
+    finally:
+        probe.terminate()
+        probe.wait(10)
+    assert "region us-west-2 at 127.0.0.1" in caplog.text, caplog.text
+    out = subprocess.run([sys.executable, "-m", "gslb", "status", "--api", api], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=30, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "refused region us-west-2 from 127.0.0.1: REFUSED (never accepted);" in out.stdout, out.stdout
+    assert "bad_signature" in out.stdout and "prober us-west-2" not in out.stdout
