@@ -30,6 +30,7 @@ from httpsite import HttpSite, free_port
 from test_cli_functional import UNBOUND, free_dual_port
 
 OPERATOR = "fleet-operator-token-0123456789"
+READER = "fleet-read-token-0123456789"
 PROBER_KEY = "fleet-prober-shared-key-0123456789"
 SITES = {"a": "127.0.0.61", "b": "127.0.0.62", "c": "127.0.0.63"}
 REGIONS = ("eu-west-1", "us-east-1", "ap-southeast-1")
@@ -120,7 +121,7 @@ class Node:
         git(base, "clone", "-q", str(origin), str(self.zones))
         self.config.write_text(f"""\
 node_id: {name}
-api: {{listen: "127.0.0.1:{self.api_port}", token: {OPERATOR}}}
+api: {{listen: "127.0.0.1:{self.api_port}", token: {OPERATOR}, read_token: {READER}}}
 health:
   secret: {PROBER_KEY}
   state_dir: {self.state}
@@ -308,8 +309,10 @@ def test_a_fleet_of_two_nodes(fleet: Fleet, tmp_path: Path):
     assert wait_for("unbound to resolve through the delegation", resolved, 20, 0.1) == [SITES["a"]]
     assert resolve(resolver_port, "fleet.test.", "SOA") == [serial]
 
-    # gslb status over both nodes: they agree.
+    # gslb status over both nodes: they agree (reads need the read token: without it, exit 1).
     status = gslb_cli("status", "--api", ns1.api, "--api", ns2.api, token=None)
+    assert status.returncode == 1 and "a read token is needed" in status.stdout, status.stdout
+    status = gslb_cli("status", "--api", ns1.api, "--api", ns2.api, "--token", READER, token=None)
     assert status.returncode == 0, status.stdout + status.stderr
     assert f"{serial} on all 2 nodes" in status.stdout and "all 2 nodes agree" in status.stdout
 
@@ -392,7 +395,7 @@ overrides:
     wait_for("the overrides.yaml edit to reach both nodes", both_reached, 10, 0.01)
     f.figures.update({f"overrides.yaml pulled -> {n} s": round(s, 3) for n, s in reached.items()})
     assert resolve(resolver_port) == [SITES["c"]]
-    status = gslb_cli("status", "--api", ns1.api, "--api", ns2.api, token=None)
+    status = gslb_cli("status", "--api", ns1.api, "--api", ns2.api, "--token", READER, token=None)
     assert status.returncode == 0, status.stdout
     assert "web/b DOWN (file" in status.stdout and "CHG-43" in status.stdout
     [drained] = [line for line in status.stdout.splitlines() if "web/a DOWN (api" in line]
@@ -404,13 +407,13 @@ overrides:
     wait_for("site a back on both", lambda: all(answer(n.dns) == [SITES["a"]] for n in f.nodes), 5)
     one = gslb_cli("drain", "web/a", "--reason", "only here", "--api", ns1.api)
     assert one.returncode == 0, one.stdout + one.stderr
-    status = gslb_cli("status", "--api", ns1.api, "--api", ns2.api, token=None)
+    status = gslb_cli("status", "--api", ns1.api, "--api", ns2.api, "--token", READER, token=None)
     assert status.returncode == 2, status.stdout
     assert "only on ns1" in status.stdout and "DISAGREE" in status.stdout
     # And a node that cannot be reached is exit 1 once they agree again.
     assert gslb_cli("undrain", "web/a", "--api", ns1.api).returncode == 0
     assert ns2.stop() == 0
-    status = gslb_cli("status", "--api", ns1.api, "--api", ns2.api, token=None)
+    status = gslb_cli("status", "--api", ns1.api, "--api", ns2.api, "--token", READER, token=None)
     assert status.returncode == 1 and "UNREACHABLE: " in status.stdout, status.stdout
     f.figures["whole test s"] = round(time.monotonic() - began, 1)
 
