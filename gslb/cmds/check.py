@@ -1,5 +1,5 @@
 """`gslb check [PATH]`: validate zone files (and optionally the server config and the latency table);
-print every problem as file:line: message and exit 1."""
+`gslb check --proxy FILE`: a proxy config. Print every problem as file:line: message and exit 1."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from gslb.config.regions import load_regions
 from gslb.config.server import load_server_config
 from gslb.config.zone import load_zones
 from gslb.errors import ConfigError, Problem
+from gslb.proxy.config import load_proxy_config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -23,6 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="a zone file or a directory of them (default: the config's zones, else ./zones)")
     p.add_argument("--data", default=None, metavar="DIR", help="regions.yaml and latency.yaml (default ./data)")
     p.add_argument("--config", default=None, metavar="FILE", help="also check this server config")
+    p.add_argument("--proxy", default=None, metavar="FILE",
+                   help="check this proxy config (alone, unless a zone path or --config is given too)")
     return p
 
 
@@ -35,7 +38,27 @@ def _collect(problems: list[Problem], load, *args):
         return None
 
 
+def _check_proxy(path: str) -> int:
+    """`gslb check --proxy FILE`: the proxy config as `gslb proxy` would read it."""
+    try:
+        config = load_proxy_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem)
+        print(f"{len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''} found")
+        return 1
+    print(f"{path}: ok: {len(config.pools)} pools, {len(config.routes)} routes")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    status = _check_proxy(args.proxy) if args.proxy else 0
+    if args.proxy and args.path is None and args.config is None:
+        return status
+    return max(status, _check_zones(args))
+
+
+def _check_zones(args: argparse.Namespace) -> int:
     problems: list[Problem] = []
     config = _collect(problems, load_server_config, args.config) or load_server_config(None)
     if args.data:

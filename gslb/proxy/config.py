@@ -8,11 +8,10 @@ from typing import Any
 
 from gslb.config.check import parse_check
 from gslb.config.model import Check
+from gslb.config.registry import ALGORITHMS
 from gslb.config.yamlsrc import SourceList, SourceMap, load_yaml_file, short
 from gslb.errors import ConfigError, Problem
 
-ALGORITHMS = ("round_robin", "weighted_round_robin", "least_connections", "random", "power_of_two", "ewma",
-              "ip_hash", "consistent_hash")
 TOP_KEYS = {"listen", "admin", "pools", "routes", "admin_token", "sticky_secret", "timeouts", "limits",
             "rate_limit", "drain_timeout", "retries", "access_log", "fail_open"}
 POOL_KEYS = {"algorithm", "backends", "check", "sticky", "hash", "slow_start", "outlier", "max_connections",
