@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from importlib import metadata
+
+from gslb import logs
 
 DISTRIBUTION = "gslb-server"   # the name on PyPI; the command and the import package are `gslb`
 VERBS = ("serve", "check", "explain", "probe", "status", "proxy", "drain", "undrain")
@@ -36,17 +37,24 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gslb {version()}")
     parser.add_argument("--log-level", default=os.environ.get("GSLB_LOG_LEVEL", "INFO"),
                         help="DEBUG, INFO, WARNING or ERROR (default INFO, or $GSLB_LOG_LEVEL)")
+    parser.add_argument("--log-format", default=os.environ.get("GSLB_LOG_FORMAT", "text"), choices=("text", "json"),
+                        help="text, or json: one object per line with stable keys (docs/observability.md; "
+                             "default text, or $GSLB_LOG_FORMAT)")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     chosen = chosen_verb(argv)
     for verb in (chosen,) if chosen else VERBS:
         module = importlib.import_module(f"gslb.cmds.{verb}")
-        module.add_parser(sub).set_defaults(run=module.run)
+        verb_parser = module.add_parser(sub)
+        verb_parser.set_defaults(run=module.run)
+        # Also after the verb (`gslb serve --log-format json`); SUPPRESS keeps the global value when absent.
+        verb_parser.add_argument("--log-format", choices=("text", "json"), default=argparse.SUPPRESS,
+                                 help="text or json log lines (as before the verb)")
+        verb_parser.add_argument("--log-level", default=argparse.SUPPRESS, help="as before the verb")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `gslb` console script; returns the exit status."""
     args = build_parser(argv).parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+    logs.setup(args.log_level, args.log_format)
     return args.run(args)

@@ -23,6 +23,7 @@ from gslb.config.health import HEALTH_FIELDS, HealthSettings
 from gslb.config.kit import HOSTPORT_PATTERN, object_schema
 from gslb.config.limits import LIMIT_FIELDS
 from gslb.config.model import Check, Pool, Site, ZoneLimits
+from gslb.config.notify import notify_schema
 from gslb.config.registry import ALGORITHMS, CHECK_TYPES, POLICIES, RECORD_TYPES, Registry
 from gslb.config.rrl import RRL_FIELDS, RateLimitSettings
 from gslb.config.server import SERVER_FIELDS, ServerConfig
@@ -159,7 +160,7 @@ def server_schema() -> dict:
         "api": {"anyOf": [{"type": ["string", "boolean", "null"]}, api_map]},
         "health": object_schema(HEALTH_FIELDS, HealthSettings()),
         "tcp": object_schema(TCP_FIELDS, TcpLimits()), "rrl": object_schema(RRL_FIELDS, RateLimitSettings()),
-        "limits": object_schema(LIMIT_FIELDS, ZoneLimits()),
+        "limits": object_schema(LIMIT_FIELDS, ZoneLimits()), "notify": notify_schema(),
     }
     plain = {key: field for key, field in SERVER_FIELDS.items() if key not in nested}
     out = object_schema(plain, ServerConfig(node_id="-"), extra=nested)
@@ -221,7 +222,8 @@ def proxy_schema() -> dict:
                            "max_response_header_size": _int(1024)},
                           ("max_header_size", "max_body_size", "max_response_header_size"), "limits"),
         "rate_limit": _object({"rate": _num(0.001), "burst": _int(1)}, ("rate", "burst"), "rate_limit"),
-        "drain_timeout": _num(0), "retries": _int(0), "access_log": access_log, "fail_open": _BOOL},
+        "drain_timeout": _num(0), "retries": _int(0), "access_log": access_log, "fail_open": _BOOL,
+        "notify": notify_schema()},
         proxy.TOP_KEYS, "proxy", ("pools", "routes"))
 
 

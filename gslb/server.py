@@ -31,9 +31,11 @@ from gslb.dns.rrl import RateLimiter
 from gslb.dns.server import Handler, parse_listen, start_dns
 from gslb.dns.table import AnswerTable
 from gslb.dns.tcpguard import TcpGuard
+from gslb.events import EventLog
 from gslb.health.feed import HealthFeed, SnapshotSender
 from gslb.health.service import HealthService
 from gslb.health.snapshot import HealthSnapshot
+from gslb.health.webhooks import Notifier
 from gslb.steering.decide import SteeringData
 from gslb.steering.location import Locator
 
@@ -43,6 +45,19 @@ log = logging.getLogger("gslb.server")
 def overrides_path(zones: str) -> str | None:
     """overrides.yaml of the zones directory (None when `zones` is a single file)."""
     return os.path.join(zones, OVERRIDES_FILE) if os.path.isdir(zones) else None
+
+
+def target_places(zones: Mapping[str, Zone]) -> dict[Target, list[tuple[str, str, str, str]]]:
+    """Every probed target -> the (zone, pool, site, address) it stands for: what its events name."""
+    places: dict[Target, list[tuple[str, str, str, str]]] = {}
+    for zone in zones.values():
+        for pool in zone.pools.values():
+            for site in pool.sites:
+                for endpoint in site.endpoints:
+                    target = pool.target_of(endpoint)
+                    if target is not None:
+                        places.setdefault(target, []).append((zone.origin, pool.name, site.name, endpoint.address))
+    return places
 
 
 def zone_targets(zones: Any) -> list[Target]:
@@ -69,11 +84,16 @@ class Server:
         self.steering = SteeringData(regions, load_latency_table(config.latency_path),
                                      config.health.region if config.health.embedded else None)
         self.locator = Locator(config.geoip_path)
+        # State changes (gslb/events.py): logged, kept for GET /v1/events and the dashboard, sent to webhooks.
+        self.events = EventLog(node=config.node_id)
+        self.notifier = Notifier(config.notify if feed is None else ())
+        self.events.subscribe(self.notifier.submit)
         # The automatic serials are remembered next to the health state (gslb/config/serials.py).
-        self.store = ZoneStore(config.zones, regions, config.limits, state_dir=config.health.state_dir or None)
+        self.store = ZoneStore(config.zones, regions, config.limits, state_dir=config.health.state_dir or None,
+                               events=self.events)
         self.parser = ZoneParser(regions, config.limits)   # reloads parse in a subprocess (started on first use)
         self.health_service = HealthFeed(feed, self._on_health) if feed is not None \
-            else HealthService(config.health, self._on_health, overrides_path(config.zones))
+            else HealthService(config.health, self._on_health, overrides_path(config.zones), events=self.events)
         self.sender = SnapshotSender(workers) if workers else None
         self.reuse_port = feed is not None or bool(workers)
         self.handler: Handler | None = None
@@ -153,9 +173,12 @@ class Server:
         if table.health is not self.health:     # health moved on while the table was being built
             table.set_health(self.health)
         if self.handler is None:
-            self.handler = Handler(table, self.config.query_log, self._rate_limiter())
+            self.handler = Handler(table, self.config.query_log, self._rate_limiter(), self.config.query_log_sample)
         else:
             self.handler.table = table
+        monitor = getattr(self.health_service, "monitor", None)
+        if monitor is not None:
+            monitor.places = target_places(self.store.zones)
         self.health_service.set_targets(zone_targets(self.store.zones))
         self.health_service.set_zones(self.store.zones)
         log.info("serving %d zones: %s", len(self.store.zones), ", ".join(sorted(self.store.zones)) or "none")
@@ -176,7 +199,8 @@ class Server:
         """Load zones, bind DNS (UDP+TCP on every listen address) and the API, start probers and watchers."""
         self.reload(force=True)
         if self.handler is None:
-            self.handler = Handler(self._build_table(), self.config.query_log, self._rate_limiter())
+            self.handler = Handler(self._build_table(), self.config.query_log, self._rate_limiter(),
+                                   self.config.query_log_sample)
         for text in self.config.listen:
             host, port = parse_listen(text)
             udp, tcp = await start_dns(self.handler, host, port, self.reuse_port, self.tcp_guard)
@@ -185,6 +209,7 @@ class Server:
             self.dns_addresses.append((host, bound[1]))
             log.info("DNS on %s port %d (udp, tcp)", host, bound[1])
         log.info("%s", self.tcp_guard.describe())
+        await self.notifier.start()
         await self.health_service.start()
         if self.sender is not None:
             self._tasks.append(asyncio.create_task(self.sender.run()))
@@ -225,6 +250,7 @@ class Server:
         for closer in self._closers:
             closer.close()
         await self.health_service.stop()
+        await self.notifier.stop()
         self.parser.close()
         if self._runner is not None:
             await self._runner.cleanup()

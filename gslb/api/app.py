@@ -10,6 +10,7 @@ from aiohttp import web
 from dnslib import QTYPE
 
 from gslb.api.auth import operator_refusal, read_guard
+from gslb.api.dashboard import add_dashboard_routes
 from gslb.api.health import add_health_routes
 from gslb.api.keys import SERVER
 from gslb.api.overrides import add_override_routes
@@ -83,4 +84,5 @@ def make_api_app(server: Any) -> web.Application:
     app.router.add_post("/v1/reload", reload_handler)
     add_health_routes(app)
     add_override_routes(app)
+    add_dashboard_routes(app)
     return app

@@ -4,8 +4,8 @@ Routes never look at keys themselves.
 
 Keys (docs/security.md, "API keys"):
 - `api.token` ($GSLB_API_TOKEN) authorises writes; with none set, writes are refused (403).
-- `api.read_token` ($GSLB_API_READ_TOKEN), when set, is needed for every GET but `/healthz`; the
-  operator token reads too.
+- `api.read_token` ($GSLB_API_READ_TOKEN), when set, is needed for every GET but `/healthz` and the
+  dashboard's shell (`/`, `/ui/*`: files without data); the operator token reads too.
 - `health.secret` and `health.region_keys` sign prober reports (`POST /v1/reports`) and nothing else.
 """
 
@@ -20,6 +20,9 @@ from gslb.api.keys import SERVER
 from gslb.health.signing import bearer_ok
 
 OPEN_PATHS = frozenset({"/healthz"})      # liveness for load balancers and container runtimes: no key
+# The dashboard's shell (gslb/api/dashboard.py): HTML, CSS and JS without data; the JSON it reads is guarded.
+SHELL_PATHS = frozenset({"/"})
+SHELL_PREFIX = "/ui/"
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 
@@ -67,8 +70,10 @@ def reader_refusal(request: web.Request) -> web.Response | None:
 @web.middleware
 async def read_guard(request: web.Request,
                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    """Every GET/HEAD but `/healthz` asks `reader_refusal` first; writes decide in their route."""
-    if request.method in READ_METHODS and request.path not in OPEN_PATHS:
+    """Every GET/HEAD but `/healthz` and the dashboard shell asks `reader_refusal` first; writes decide in
+    their route."""
+    if request.method in READ_METHODS and request.path not in OPEN_PATHS and request.path not in SHELL_PATHS \
+            and not request.path.startswith(SHELL_PREFIX):
         refusal = reader_refusal(request)
         if refusal is not None:
             return refusal

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 
+from gslb import logs
 from gslb.config.server import load_server_config
 from gslb.errors import ConfigError
 
@@ -25,7 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--api", metavar="ADDR:PORT", help="HTTP API address, or 'off' (default 127.0.0.1:8053)")
     p.add_argument("--data", metavar="DIR", help="GeoIP database, regions.yaml, latency.yaml (default ./data)")
     p.add_argument("--config", metavar="FILE", help="server config YAML (docs/server.md)")
-    p.add_argument("--query-log", action="store_true", help="log one line per query")
+    p.add_argument("--query-log", action="store_true",
+                   help="log one line per query: client, name, type, rcode, ECS subnet, country, addresses answered")
+    p.add_argument("--query-log-sample", type=int, metavar="N",
+                   help="with --query-log: log one query in N (default 1, every query)")
     p.add_argument("--workers", type=int, metavar="N",
                    help="DNS processes sharing the ports (default 1); the first also probes and serves the API")
     return p
@@ -104,10 +108,15 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in {
         "zones": args.zones, "data": args.data, "api": args.api,
         "listen": tuple(args.listen) if args.listen else None,
-        "query_log": True if args.query_log else None, "workers": args.workers}.items() if v is not None}
+        "query_log": True if args.query_log else None, "workers": args.workers,
+        "query_log_sample": args.query_log_sample}.items() if v is not None}
+    if overrides.get("query_log_sample", 1) < 1:
+        print("--query-log-sample: expected N >= 1 (one query in N is logged)")
+        return 1
     if overrides.get("api") == "off":
         overrides["api"] = None
     config = dataclasses.replace(config, **overrides)
+    logs.set_node(config.node_id)          # JSON log lines name this node
     log.info("event loop: %s", _install_loop())
     try:
         if config.workers > 1:

@@ -14,6 +14,7 @@ from gslb.config.health import HealthSettings, parse_health_settings
 from gslb.config.kit import Custom, Flag, Int, Invalid, Seconds, Section, Text
 from gslb.config.limits import parse_limits
 from gslb.config.model import ZoneLimits
+from gslb.config.notify import NotifyTarget, parse_notify
 from gslb.config.rrl import RateLimitSettings, parse_rate_limit
 from gslb.config.yamlsrc import SourceMap, load_yaml_file
 from gslb.errors import ConfigError, Problem
@@ -47,7 +48,8 @@ SERVER_FIELDS = {
         "anyOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}}]}, _listen),
     "api": _SECTION, "data": _PATH, "geoip": _PATH, "regions": _PATH, "latency": _PATH, "query_log": Flag(),
     "reload_interval": Seconds(0.1, 3600), "health": _SECTION, "workers": Int(1, 256, "a number of processes 1..256"),
-    "tcp": _SECTION, "rrl": _SECTION, "limits": _SECTION,
+    "tcp": _SECTION, "rrl": _SECTION, "limits": _SECTION, "notify": _SECTION,
+    "query_log_sample": Int(1, 1_000_000, "one query in N logged (1..1000000)"),
     "node_id": Text(f"this node's name (printable, 1..{MAX_NODE_ID} bytes)", max_bytes=MAX_NODE_ID, printable=True),
     "version": Custom("the text version.bind. answers (1..255 bytes), true for gslb's version, or false",
                       {"type": ["string", "boolean", "null"], "maxLength": 255}, _version),
@@ -68,12 +70,14 @@ class ServerConfig:
     regions: str | None = None                    # default: <data>/regions.yaml
     latency: str | None = None                    # default: <data>/latency.yaml
     query_log: bool = False
+    query_log_sample: int = 1                     # with query_log: one query in N is logged
     reload_interval: float = 1.0                  # how often zone files are checked for changes
     workers: int = 1                              # DNS processes sharing the listen ports (SO_REUSEPORT)
     health: HealthSettings = field(default_factory=HealthSettings)
     limits: ZoneLimits = field(default_factory=ZoneLimits)    # per zone file: bytes, names, parse memory
     rrl: RateLimitSettings = field(default_factory=RateLimitSettings)   # DNS response rate limiting
     tcp: TcpLimits = field(default_factory=TcpLimits)   # DNS TCP connection caps and timeouts
+    notify: tuple[NotifyTarget, ...] = ()         # webhooks that receive events (docs/observability.md)
     file: str | None = None
 
     @property
@@ -113,6 +117,7 @@ def load_server_config(path: str | None) -> ServerConfig:
     for key in _PATHS:
         if key in values:
             values[key] = os.path.join(base, values[key])      # an absolute path stays as it is
+    values["notify"] = parse_notify(src.get("notify"), problems, (path, src.line_of("notify")))
     values["rrl"] = parse_rate_limit(src.get("rrl"), problems, where=(path, src.line_of("rrl")))
     values["health"] = parse_health_settings(src.get("health"), problems, where=(path, src.line_of("health")))
     values["limits"] = parse_limits(src.get("limits"), problems, where=(path, src.line_of("limits")))

@@ -21,6 +21,7 @@ from gslb.config.regions import Regions
 from gslb.config.serials import Derived, SerialKeeper, file_digest
 from gslb.config.zone import load_zone_file, pool_problems, zone_files
 from gslb.errors import ConfigError, Problem
+from gslb.events import EventLog
 
 log = logging.getLogger("gslb.zones")
 
@@ -38,9 +39,11 @@ class ZoneStore:
     """Loads the zone directory and reloads what changed; `zones` is an immutable origin -> Zone map."""
 
     def __init__(self, directory: str, regions: Regions, limits: ZoneLimits = ZoneLimits(),  # noqa: B008
-                 state_dir: str | None = None):
-        """`state_dir`: where the automatic serials are remembered across restarts (None: not kept)."""
+                 state_dir: str | None = None, events: EventLog | None = None):
+        """`state_dir`: where the automatic serials are remembered across restarts (None: not kept).
+        `events`: where zone.loaded / zone.refused are recorded (default a log of its own)."""
         self.directory = directory
+        self.events = events if events is not None else EventLog()
         self.regions = regions
         self.limits = limits
         self.zones: MappingProxyType = MappingProxyType({})
@@ -100,22 +103,26 @@ class ZoneStore:
                 for problem in exc.problems:
                     log.error("%s", problem)
                 kept = by_file.get(path)
-                log.error("zone file %s not loaded (%d problems); %s", path, len(exc.problems),
-                          f"still serving {kept.origin} serial {kept.soa.serial}" if kept else "nothing served from it")
+                self.events.emit(log, "zone.refused", f"zone file {path} not loaded ({len(exc.problems)} problems); "
+                                 + (f"still serving {kept.origin} serial {kept.soa.serial}" if kept
+                                    else "nothing served from it"),
+                                 zone=kept.origin if kept else None, reason=str(exc.problems[0]) if exc.problems
+                                 else "not loaded")
                 status[path] = FileStatus(path, kept.origin if kept else None, False, time.time(), exc.problems)
                 continue
             clash = next((f for f, z in by_file.items() if z.origin == zone.origin and f != path), None)
             if clash is not None:
                 problem = Problem(path, 1, f"zone {zone.origin} is already defined in {clash}")
-                log.error("%s", problem)
+                self.events.emit(log, "zone.refused", str(problem), zone=zone.origin, reason=problem.what)
                 status[path] = FileStatus(path, None, False, time.time(), (problem,))
                 continue
             zone = self._with_serial(zone, digest, derived)
             by_file[path] = zone
             changed = True
             status[path] = FileStatus(path, zone.origin, True, time.time())
-            log.info("loaded zone %s from %s, serial %d (%s)", zone.origin, path, zone.soa.serial,
-                     "given" if zone.serial_given else derived.source if derived else "?")
+            self.events.emit(log, "zone.loaded", f"loaded zone {zone.origin} from {path}, serial {zone.soa.serial} "
+                             f"({'given' if zone.serial_given else derived.source if derived else '?'})",
+                             zone=zone.origin, reason=f"serial {zone.soa.serial}")
         if changed:
             # Pools borrowed across zone files can only be checked on the whole set.
             served = {z.origin: z for z in by_file.values()}

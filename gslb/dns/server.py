@@ -13,12 +13,12 @@ import socket
 import struct
 from collections.abc import Callable
 
-import dnslib
 from dnslib import RCODE
 
 from gslb.config.dnslimits import TcpLimits
 from gslb.dns.errors import LogThrottle, response_for, servfail
 from gslb.dns.fast import answer as fast_answer
+from gslb.dns.querylog import log_query
 from gslb.dns.rrl import DROP, PASS, SLIP, RateLimiter, slip_answer
 from gslb.dns.slow import answer as slow_answer
 from gslb.dns.table import AnswerTable
@@ -26,7 +26,6 @@ from gslb.dns.tcpguard import TcpGuard
 from gslb.dns.wire import DnsError, FormErr
 
 log = logging.getLogger("gslb.dns")
-query_log = logging.getLogger("gslb.query")
 
 
 FAILURE_LOG_INTERVAL = 10.0   # seconds between two log lines about bad input (or about our own failures)
@@ -40,9 +39,12 @@ class Handler:
     limiter (gslb/dns/rrl.py), so a dropped one costs no answer.
     """
 
-    def __init__(self, table: AnswerTable, log_queries: bool = False, rate_limit: RateLimiter | None = None):
+    def __init__(self, table: AnswerTable, log_queries: bool = False, rate_limit: RateLimiter | None = None,
+                 log_sample: int = 1):
         self.table = table
         self.log_queries = log_queries
+        self.log_sample = max(1, log_sample)      # the query log takes one query in log_sample
+        self._unlogged = 0
         self.rate_limit = rate_limit
         self.responses = ([0] * 16, [0] * 16)   # by rcode, [0] UDP and [1] TCP: for /metrics
         self.dropped = 0          # not answered: shorter than a header, or a response
@@ -83,19 +85,11 @@ class Handler:
             out = slip_answer(out)
         self.responses[tcp][out[3] & 0xF] += 1
         if self.log_queries:
-            self._log(data, out, client_ip, tcp)
+            self._unlogged += 1
+            if self._unlogged >= self.log_sample:
+                self._unlogged = 0
+                log_query(table, data, out, client_ip, tcp)
         return out
-
-    @staticmethod
-    def _log(data: bytes, out: bytes | None, client_ip: str, tcp: bool) -> None:
-        """One line per query: transport, client, name, type, rcode, size (or `dropped`)."""
-        try:
-            q = dnslib.DNSRecord.parse(data).q
-            what = f"{q.qname} {dnslib.QTYPE.get(q.qtype)}"
-        except Exception:  # noqa: BLE001 -- a query log line must never fail the query
-            what = f"<{len(data)} unparsable bytes>"
-        result = f"{dnslib.RCODE.get(out[3] & 0xF)} {len(out)} bytes" if out else "dropped"
-        query_log.info("%s %s %s %s", "tcp" if tcp else "udp", client_ip, what, result)
 
 
 class UdpServer(asyncio.DatagramProtocol):

@@ -24,6 +24,7 @@ from types import MappingProxyType
 from gslb.config.health import HealthSettings
 from gslb.config.model import Target
 from gslb.config.overrides import Override
+from gslb.events import EventLog
 from gslb.health.quorum import quorum
 from gslb.health.rttstep import rtt_step
 from gslb.health.snapshot import EndpointHealth, HealthSnapshot, ProberStatus, RegionView
@@ -53,8 +54,11 @@ class HealthMonitor:
     """Combines region reports with quorum; see the module docstring."""
 
     def __init__(self, settings: HealthSettings, on_change: Callable[[HealthSnapshot], None],
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, events: EventLog | None = None):
         self.settings = settings
+        self.events = events if events is not None else EventLog()
+        # target -> the (zone, pool, site, address) it stands for, so an event names them (set by the server)
+        self.places: Mapping[Target, list[tuple[str, str, str, str]]] = {}
         self.on_change = on_change
         self.clock = clock
         self.targets: dict[Target, None] = {}
@@ -94,10 +98,12 @@ class HealthMonitor:
         prober is doing (a blind one is left out of the quorum)."""
         before = self.regions.get(region)
         if region in self._dead:
-            log.info("prober region %s is reporting again", region)
+            self.events.emit(log, "region.back", f"prober region {region} is reporting again", region=region,
+                             reason="reporting again")
             self._dead.discard(region)
         elif before is None:
-            log.info("prober region %s reporting, %d targets", region, len(views))
+            self.events.emit(log, "region.back", f"prober region {region} reporting, {len(views)} targets",
+                             region=region, reason="first report")
         views = dict(views)
         self.regions[region] = RegionReport(views, self.clock(), interval, status)
         # Only the targets whose view moved since it was last combined are combined again: with thousands
@@ -124,17 +130,19 @@ class HealthMonitor:
             if not rep.fresh(now):
                 if name not in self._dead:
                     self._dead.add(name)
-                    log.warning("prober region %s stopped reporting (%.1f s): dropped from the quorum",
-                                name, now - rep.received)
+                    why = f"no report for {now - rep.received:.1f} s"
+                    self.events.emit(log, "region.silent", f"prober region {name} stopped reporting "
+                                     f"({now - rep.received:.1f} s): dropped from the quorum", region=name, reason=why)
             elif rep.status.blind is not None:
                 if name not in self._blind:
                     self._blind.add(name)
-                    log.warning("prober region %s cannot check (%s): not counted in the quorum until it can",
-                                name, rep.status.blind)
+                    self.events.emit(log, "region.blind", f"prober region {name} cannot check ({rep.status.blind}): "
+                                     "not counted in the quorum until it can", region=name, reason=rep.status.blind)
             else:
                 if name in self._blind:
                     self._blind.discard(name)
-                    log.warning("prober region %s can check again: counted in the quorum", name)
+                    self.events.emit(log, "region.back", f"prober region {name} can check again: counted in "
+                                     "the quorum", region=name, reason="can check again")
                 live[name] = rep
         if self.standby in live:
             alone = len(live) == 1
@@ -156,14 +164,16 @@ class HealthMonitor:
         if live:
             self._last_live = now
             if self.fail_open:
-                log.warning("prober reports are back: fail-open ends")
+                self.events.emit(log, "fail_open.left", "prober reports are back: fail-open ends",
+                                 reason=f"reports from {', '.join(sorted(live))}")
             self.fail_open = False
         elif (self.regions or self._seeded) and not self.fail_open \
                 and now - self._last_live > self.settings.grace:
             self.fail_open = True
             self.fail_open_total += 1
-            log.error("no prober has reported for %.0f s (grace %.0f s): failing open, every endpoint counts as up",
-                      now - self._last_live, self.settings.grace)
+            self.events.emit(log, "fail_open.entered", f"no prober has reported for {now - self._last_live:.0f} s "
+                             f"(grace {self.settings.grace:.0f} s): failing open, every endpoint counts as up",
+                             reason=f"no prober report for {now - self._last_live:.0f} s")
         holding = not live and not self.fail_open
         mode = ("fail open" if self.fail_open else "grace" if holding else "live", frozenset(live))
         if only is not None and mode == self._mode:
@@ -184,10 +194,22 @@ class HealthMonitor:
                 else ("unknown", "fail open: no prober reporting")
             since = previous.since if previous.state == state and previous.since else now
             if previous.state != state and (previous.state != "unknown" or state == "down"):
-                verb = "withdrawn" if state == "down" else "returned" if previous.state == "down" else state
-                log.warning("%s %s: %s", target, verb, reason)
+                self._state_event(target, previous.state, state, reason)
             targets[target] = EndpointHealth(state, since, reason, MappingProxyType(views))
         self._publish(targets, todo)
+
+    def _state_event(self, target: Target, before: str, state: str, reason: str) -> None:
+        """One event per endpoint the target stands for: withdrawn (down), returned (up after down), or
+        a log line for other moves (to unknown: fail open, which has its own event)."""
+        if state == "down" or before == "down":
+            kind = "endpoint.withdrawn" if state == "down" else "endpoint.returned"
+            verb = kind.split(".")[1]
+            for zone, pool, site, address in self.places.get(target) or [("", "", "", target.address)]:
+                where = f"{zone} {pool}/{site} {address}" if zone else str(target)
+                self.events.emit(log, kind, f"{where} {verb}: {reason}", zone=zone or None, pool=pool or None,
+                                 site=site or None, address=address, reason=reason)
+        else:
+            log.info("%s %s: %s", target, state, reason)
 
     def _publish(self, targets: dict[Target, EndpointHealth], todo: Iterable[Target]) -> None:
         old = self.published

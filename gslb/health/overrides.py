@@ -23,6 +23,7 @@ from types import MappingProxyType
 from gslb.config.model import Zone
 from gslb.config.overrides import Override, Selector, endpoints, format_time, load_overrides, selector_problem
 from gslb.errors import ConfigError
+from gslb.events import EventLog
 from gslb.health import overridefile
 
 log = logging.getLogger("gslb.overrides")
@@ -79,8 +80,9 @@ class OverrideSet:
     """
 
     def __init__(self, file_path: str | None, state_dir: str | None, on_change: Callable[[Resolved], None],
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, events: EventLog | None = None):
         self.file_path = file_path
+        self.events = events if events is not None else EventLog()
         self.state_dir = state_dir
         self.on_change = on_change
         self.clock = clock
@@ -129,8 +131,19 @@ class OverrideSet:
         self.file_problems = ()
         if entries == self.file_entries:
             return False
+        def key(e: Override) -> tuple:          # an entry moved to another line is the same entry
+            return e.selector, e.state, e.reason, e.until, e.by
+        before = {key(e): e for e in self.file_entries}
         self.file_entries = entries
         log.info("loaded %d overrides from %s", len(entries), self.file_path)
+        for entry in entries:
+            if key(entry) not in before:
+                self._event("override.set", entry, f"override set in {entry.where}: {entry.selector} {entry.state}"
+                            + (f" until {format_time(entry.until)}" if entry.until else "") + f": {entry.reason}")
+        now = {key(e) for e in entries}
+        for entry in [e for k, e in before.items() if k not in now]:
+            self._event("override.cleared", entry, f"override removed from {self.file_path}: {entry.selector} "
+                        f"(was {entry.state}: {entry.reason})")
         self._warn_unmatched(entries)
         self.recompute()
         return True
@@ -159,9 +172,9 @@ class OverrideSet:
         api[entry.selector] = entry
         self._save(api)
         self.api = api
-        log.warning("override set over the API: %s %s%s%s: %s", entry.selector, entry.state,
-                    f" by {entry.by}" if entry.by else "", f" until {format_time(entry.until)}" if entry.until else "",
-                    entry.reason)
+        self._event("override.set", entry, "override set over the API: {} {}{}{}: {}".format(
+            entry.selector, entry.state, f" by {entry.by}" if entry.by else "",
+            f" until {format_time(entry.until)}" if entry.until else "", entry.reason))
         self.recompute()
         return before
 
@@ -174,7 +187,8 @@ class OverrideSet:
         api = {s: e for s, e in self.api.items() if s != selector}
         self._save(api)
         self.api = api
-        log.warning("override cleared over the API: %s (was %s: %s)", selector, entry.state, entry.reason)
+        self._event("override.cleared", entry, f"override cleared over the API: {selector} (was {entry.state}: "
+                    f"{entry.reason})")
         self.recompute()
         return entry
 
@@ -217,8 +231,17 @@ class OverrideSet:
         key = (entry.selector, entry.until, entry.source)
         if key not in self._expired_logged:
             self._expired_logged.add(key)
-            log.warning("override %s %s (%s) expired at %s: it no longer applies (%s)", entry.selector, entry.state,
-                        entry.where, format_time(entry.until), entry.reason)
+            self._event("override.expired", entry, f"override {entry.selector} {entry.state} ({entry.where}) "
+                        f"expired at {format_time(entry.until)}: it no longer applies ({entry.reason})")
+
+    def _event(self, kind: str, entry: Override, message: str) -> None:
+        sel = entry.selector
+        address = None
+        if sel.network is not None:
+            address = str(sel.network.network_address) if sel.network.prefixlen == sel.network.max_prefixlen \
+                else str(sel.network)
+        self.events.emit(log, kind, message, zone=sel.zone, pool=sel.pool, site=sel.site, address=address,
+                         reason=entry.reason)
 
     # --- the result ------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from gslb.config.health import HealthSettings
 from gslb.config.model import Target, Zone
 from gslb.config.overrides import Override, Selector
+from gslb.events import EventLog
 from gslb.health import statefile
 from gslb.health.intake import ReportIntake
 from gslb.health.monitor import HealthMonitor
@@ -27,12 +28,15 @@ class HealthService:
     """Runs the embedded prober, combines all regions' reports and publishes snapshots."""
 
     def __init__(self, settings: HealthSettings, on_change: Callable[[HealthSnapshot], None],
-                 overrides_file: str | None = None):
-        """`overrides_file`: the zones directory's overrides.yaml (None: file overrides off)."""
+                 overrides_file: str | None = None, events: EventLog | None = None):
+        """`overrides_file`: the zones directory's overrides.yaml (None: file overrides off). `events`: where
+        state changes are recorded (gslb/events.py; default a log of its own)."""
         self.settings = settings
-        self.monitor = HealthMonitor(settings, on_change)
+        self.events = events if events is not None else EventLog()
+        self.monitor = HealthMonitor(settings, on_change, events=self.events)
         # Runtime overrides are read here, whatever the age of health.json: they have their own file.
-        self.overrides = OverrideSet(overrides_file, settings.state_dir, self.monitor.set_overrides)
+        self.overrides = OverrideSet(overrides_file, settings.state_dir, self.monitor.set_overrides,
+                                     events=self.events)
         self.overrides.reload_file(force=True)
         self._expiry: asyncio.TimerHandle | None = None
         self.prober: Prober | None = None

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from gslb.events import events_document, query_since
 from gslb.health.signing import bearer_ok
 from gslb.proxy.core import BUCKETS, Proxy
 from gslb.proxy.shared import merged
 
 PROXY = web.AppKey("proxy", Any)
+UI = Path(__file__).parent / "ui"
+log = logging.getLogger("gslb.proxy")
 
 
 def proxy_of(request: web.Request) -> Proxy:
@@ -64,6 +69,11 @@ async def drain(request: web.Request) -> web.Response:
     if not found:
         return web.json_response({"error": f"no backend {address}"}, status=404)
     for backend in found:
+        if backend.drain != (action == "drain"):
+            kind = "backend.drained" if action == "drain" else "backend.undrained"
+            proxy.events.emit(log, kind, f"backend {address} of pool {backend.pool.name} {kind.split('.')[1]} "
+                              "over the admin API", pool=backend.pool.name, address=address,
+                              reason=f"{action} over the admin API")
         backend.drain = action == "drain"
     if proxy.share is not None:
         proxy.share.publish_drain(address, action == "drain")     # the other workers follow within 0.2 s
@@ -106,6 +116,20 @@ def metrics_text(proxy: Proxy) -> str:
     return "\n".join(lines) + "\n"
 
 
+async def events(request: web.Request) -> web.Response:
+    """GET /v1/events?since=ID[&limit=N][&kind=PREFIX,...]: backend events of this process, oldest first."""
+    try:
+        after, limit = query_since(request.query)
+    except ValueError as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    return web.json_response(events_document(proxy_of(request).events, after, limit, request.query.get("kind")))
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    """GET /: the proxy's live page (backends, state, traffic), plain HTML and JS from gslb/proxy/ui/."""
+    return web.FileResponse(UI / "index.html", headers={"Cache-Control": "no-cache"})
+
+
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(text=metrics_text(proxy_of(request)), content_type="text/plain", charset="utf-8")
 
@@ -118,5 +142,8 @@ def make_admin_app(get_proxy) -> web.Application:
     app.router.add_get("/v1/backends", backends)
     app.router.add_post("/v1/backends/{address}/{action:drain|undrain}", drain)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/v1/events", events)
+    app.router.add_get("/", index)
+    app.router.add_static("/ui/", UI, append_version=False)
     return app
 

@@ -8,12 +8,13 @@ from typing import Any
 
 from gslb.config.check import parse_check
 from gslb.config.model import Check
+from gslb.config.notify import NotifyTarget, parse_notify
 from gslb.config.registry import ALGORITHMS
 from gslb.config.yamlsrc import SourceList, SourceMap, load_yaml_file, short
 from gslb.errors import ConfigError, Problem
 
 TOP_KEYS = {"listen", "admin", "pools", "routes", "admin_token", "sticky_secret", "timeouts", "limits",
-            "rate_limit", "drain_timeout", "retries", "access_log", "fail_open"}
+            "rate_limit", "drain_timeout", "retries", "access_log", "fail_open", "notify"}
 POOL_KEYS = {"algorithm", "backends", "check", "sticky", "hash", "slow_start", "outlier", "max_connections",
              "fail_open"}
 BACKEND_KEYS = {"address", "weight", "drain", "max_connections"}
@@ -123,6 +124,7 @@ class ProxyConfig:
     drain_timeout: float = 30.0
     retries: int = 1                 # extra attempts for idempotent requests when a connect fails
     access_log: AccessLogConfig | None = field(default_factory=AccessLogConfig)   # None: off
+    notify: tuple[NotifyTarget, ...] = ()      # webhooks that receive the proxy's events
 
 
 def _hostport(text: Any) -> tuple[str, int] | None:
@@ -379,6 +381,7 @@ def load_proxy_config(path: str) -> ProxyConfig:
     drain_timeout = float(p.number(src, "drain_timeout", 30.0, 0, ""))
     retries = p.number(src, "retries", 1, 0, "", True)
     access_log = _access_log(src, p)
+    notify = parse_notify(src.get("notify"), p.problems, (path, src.line_of("notify")))
     if p.problems:
         raise ConfigError(p.problems)
     token = src.get("admin_token") or os.environ.get("GSLB_ADMIN_TOKEN")
@@ -387,4 +390,4 @@ def load_proxy_config(path: str) -> ProxyConfig:
         admin_token=None if token is None else str(token),
         sticky_secret=str(src.get("sticky_secret") or token or ""),
         timeouts=timeouts, limits=limits, rate_limit=rate,
-        drain_timeout=drain_timeout, retries=retries, access_log=access_log)
+        drain_timeout=drain_timeout, retries=retries, access_log=access_log, notify=notify)

@@ -12,6 +12,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from gslb.events import EventLog
 from gslb.proxy import sticky
 from gslb.proxy.accesslog import AccessLog
 from gslb.proxy.config import AccessLogConfig, ProxyConfig, Route
@@ -69,10 +70,11 @@ class Proxy:
     """One proxy configuration, live. `reload(config)` swaps routes and pools for new requests only.
     Implements policy.Policy for the wire (http.py)."""
 
-    def __init__(self, config: ProxyConfig):
+    def __init__(self, config: ProxyConfig, events: EventLog | None = None):
         self.config = config
+        self.events = events if events is not None else EventLog()   # backend state changes (gslb/events.py)
         self.limits, self.timeouts = config.limits, config.timeouts
-        self.pools = {name: PoolState(p) for name, p in config.pools.items()}
+        self.pools = {name: PoolState(p, events=self.events) for name, p in config.pools.items()}
         self.connections: set[Any] = set()       # http.ClientConnection
         self.inflight: set[Any] = set()          # http.Exchange
         self.stopping = False
@@ -127,7 +129,7 @@ class Proxy:
     async def reload(self, config: ProxyConfig) -> None:
         """New routes and pools for new requests; requests in flight finish on what they started with."""
         old = self.pools
-        self.pools = {name: PoolState(p, old.get(name)) for name, p in config.pools.items()}
+        self.pools = {name: PoolState(p, old.get(name), self.events) for name, p in config.pools.items()}
         self.config = config
         self.limits, self.timeouts = config.limits, config.timeouts
         self.reopen_access_log(config.access_log)

@@ -15,6 +15,8 @@ import tempfile
 from aiohttp import web
 
 from gslb.errors import ConfigError
+from gslb.events import EventLog
+from gslb.health.webhooks import Notifier
 from gslb.proxy.admin import make_admin_app
 from gslb.proxy.config import Listener, ProxyConfig, load_proxy_config
 from gslb.proxy.core import Proxy
@@ -49,7 +51,11 @@ class ProxyServer:
     def __init__(self, config: ProxyConfig, sockets: list[socket.socket] | None = None, admin: bool = True,
                  share: WorkerShare | None = None):
         self.config = config = with_secret(config)
-        self.proxy = Proxy(config)
+        # Backend state changes (gslb/events.py): logged, kept for the admin API's /v1/events, sent to webhooks.
+        self.events = EventLog(node=socket.gethostname())
+        self.notifier = Notifier(config.notify)
+        self.events.subscribe(self.notifier.submit)
+        self.proxy = Proxy(config, self.events)
         self.proxy.share = share
         self.sockets = sockets
         self.with_admin = admin
@@ -76,6 +82,7 @@ class ProxyServer:
             self.servers.append(server)
             self.addresses.append(sock.getsockname()[:2])
             log.info("proxy listening on %s:%d%s", *sock.getsockname()[:2], " (tls)" if tls else "")
+        await self.notifier.start()
         self.proxy.start_checks()
         self._sweep = asyncio.create_task(self.proxy.sweep())
         if self.with_admin:
@@ -100,6 +107,12 @@ class ProxyServer:
             config = dataclasses.replace(config, sticky_secret=self.config.sticky_secret)
         if config.listen != self.config.listen or config.admin != self.config.admin:
             log.warning("listen/admin changes need a restart; other changes applied")
+        if config.notify != self.config.notify:       # new receivers: queued events for the old ones are dropped
+            self.events.unsubscribe(self.notifier.submit)
+            await self.notifier.stop()
+            self.notifier = Notifier(config.notify)
+            self.events.subscribe(self.notifier.submit)
+            await self.notifier.start()
         self.config = config
         await self.proxy.reload(config)
         log.info("proxy config reloaded from %s", config.file)
@@ -135,6 +148,7 @@ class ProxyServer:
             for backend in pool.backends:
                 backend.close_idle()
         await self.proxy.stop_checks()
+        await self.notifier.stop()
         if self.admin_runner:
             await self.admin_runner.cleanup()
         self.proxy.close_access_log()        # last: lines of requests answered while draining are in

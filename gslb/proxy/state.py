@@ -12,6 +12,7 @@ import time
 from collections import deque
 
 from gslb.config.model import Check, Target
+from gslb.events import EventLog
 from gslb.health.checks import make_session, probe
 from gslb.health.state import Ewma, RiseFall
 from gslb.proxy.balancers import make_balancer
@@ -24,9 +25,10 @@ MAX_IDLE = 256
 class BackendState:
     """One backend as the proxy sees it now."""
 
-    def __init__(self, config: Backend, pool: UpstreamPool):
+    def __init__(self, config: Backend, pool: UpstreamPool, events: EventLog | None = None):
         self.config = config
         self.pool = pool
+        self.events = events if events is not None else EventLog()
         self.address = config.address
         self.drain = config.drain
         self.active = 0
@@ -81,7 +83,9 @@ class BackendState:
         self.up_since = self.ejected_until          # back from ejection: slow start again
         if self.health is not None:
             self.health.state = "down"              # must pass `rise` active checks to return
-        log.warning("backend %s ejected for %.0f s: %s", self.address, self.pool.outlier.ejection, why)
+        self.events.emit(log, "backend.ejected", f"backend {self.address} ejected for "
+                         f"{self.pool.outlier.ejection:.0f} s: {why}", pool=self.pool.name, address=self.address,
+                         reason=why)
 
     def close_idle(self) -> None:
         while self.idle:
@@ -91,12 +95,13 @@ class BackendState:
 class PoolState:
     """A pool's backends, its balancer and its active health checks."""
 
-    def __init__(self, config: UpstreamPool, previous: PoolState | None = None):
+    def __init__(self, config: UpstreamPool, previous: PoolState | None = None, events: EventLog | None = None):
         self.config = config
+        self.events = events if events is not None else previous.events if previous is not None else EventLog()
         old = {b.address: b for b in previous.backends} if previous else {}
         self.backends = []
         for backend in config.backends:
-            state = BackendState(backend, config)
+            state = BackendState(backend, config, self.events)
             kept = old.get(backend.address)
             if kept is not None:        # a reload keeps what was learned about an unchanged backend
                 state.health, state.latency, state.idle = kept.health, kept.latency, kept.idle
@@ -135,9 +140,21 @@ class PoolState:
                 if not result.abstain and backend.health.observe(result.ok):
                     if backend.health.state == "up":
                         backend.up_since = time.monotonic()
-                    log.warning("backend %s %s -> %s%s", backend.address, before, backend.health.state,
-                                f" ({result.error})" if result.error else "")
+                    self._state_event(backend, before, result.error)
             await asyncio.sleep(max(0.0, check.interval - (time.monotonic() - started)))
+
+    def _state_event(self, backend: BackendState, before: str, error: str | None) -> None:
+        """The event of an active-check move: down (WARNING), returned (INFO: up after down), else a log line."""
+        state = backend.health.state
+        text = f"backend {backend.address} {before} -> {state}" + (f" ({error})" if error else "")
+        if state == "down":
+            self.events.emit(log, "backend.down", text, pool=self.config.name, address=backend.address,
+                             reason=error or "checks failing")
+        elif before == "down":
+            self.events.emit(log, "backend.returned", text, pool=self.config.name, address=backend.address,
+                             reason="checks passing")
+        else:
+            log.info("%s", text)
 
     async def stop(self) -> None:
         for task in self._tasks:
