@@ -29,8 +29,10 @@ from gslb.config.store import ZoneStore
 from gslb.dns.identity import Identity
 from gslb.dns.rrl import RateLimiter
 from gslb.dns.server import Handler, parse_listen, start_dns
+from gslb.dns.stats import DnsStats, add_rows, handler_counters, stats_enabled
 from gslb.dns.table import AnswerTable
 from gslb.dns.tcpguard import TcpGuard
+from gslb.dns.workerstats import CounterCollector, CounterReporter
 from gslb.events import EventLog
 from gslb.health.feed import HealthFeed, SnapshotSender
 from gslb.health.service import HealthService
@@ -95,6 +97,13 @@ class Server:
         self.health_service = HealthFeed(feed, self._on_health) if feed is not None \
             else HealthService(config.health, self._on_health, overrides_path(config.zones), events=self.events)
         self.sender = SnapshotSender(workers) if workers else None
+        # Query counters (gslb/dns/stats.py; None with GSLB_DNS_STATS=off); with --workers N each worker
+        # sends its counters to the first process over the feed socket (gslb/dns/workerstats.py).
+        self.dns_stats = DnsStats() if stats_enabled() else None
+        self.counter_reporter = CounterReporter(feed, self.counter_rows) if feed is not None else None
+        self.worker_counters = CounterCollector(workers) if workers else None
+        self.reloads = {"ok": 0, "failed": 0}     # zone reload attempts by result (gslb_zone_reload_total)
+        self.last_reload_success = 0.0            # unix time of the last reload with every file good
         self.reuse_port = feed is not None or bool(workers)
         self.handler: Handler | None = None
         self.dns_addresses: list[tuple[str, int]] = []
@@ -118,7 +127,7 @@ class Server:
 
     def _build_table(self) -> AnswerTable:
         return AnswerTable(self.store.zones, self.health, self.steering, self.locator,
-                           Identity(self.config.node_id, self.config.version))
+                           Identity(self.config.node_id, self.config.version), self.dns_stats)
 
     def _rate_limiter(self) -> RateLimiter | None:
         """The UDP response rate limiter of the `rrl:` config, or None when it is off."""
@@ -132,10 +141,33 @@ class Server:
 
     def _load(self, force: bool, parse: Any = None) -> bool:
         try:
-            return self.store.load(force=force, parse=parse)
+            changed = self.store.load(force=force, parse=parse)
         except Exception as exc:  # noqa: BLE001 -- a reload must never take the server down
             log.error("reload failed: %s", exc)
+            self.reloads["failed"] += 1
             return False
+        if all(status.ok for status in self.store.status.values()):
+            self.reloads["ok"] += 1
+            self.last_reload_success = time.time()
+        else:
+            self.reloads["failed"] += 1
+        return changed
+
+    def counter_rows(self) -> dict[str, list[list]]:
+        """This process's DNS counters as rows (gslb/dns/stats.py)."""
+        rows = self.dns_stats.counters() if self.dns_stats is not None else {}
+        if self.handler is not None:
+            rows.update(handler_counters(self.handler, self.tcp_guard))
+        return rows
+
+    def dns_totals(self) -> dict[str, dict[tuple, float]]:
+        """The DNS counters of every process of this server: this one's plus each worker's latest."""
+        total: dict[str, dict[tuple, float]] = {}
+        add_rows(total, self.counter_rows())
+        if self.worker_counters is not None:
+            for rows in list(self.worker_counters.counters.latest.values()):
+                add_rows(total, rows)
+        return total
 
     def reload(self, force: bool = False) -> bool:
         """Reload changed zone files in this process and swap in a new answer table (at start-up, when
@@ -214,6 +246,10 @@ class Server:
         if self.sender is not None:
             self._tasks.append(asyncio.create_task(self.sender.run()))
             self.sender.publish(self.health)
+        if self.worker_counters is not None:
+            self.worker_counters.start()
+        if self.counter_reporter is not None:
+            self.counter_reporter.start()
         if self.config.api and not self.is_worker:
             await self._start_api()
         self._tasks.append(asyncio.create_task(self._watch()))
@@ -249,6 +285,10 @@ class Server:
             task.cancel()
         for closer in self._closers:
             closer.close()
+        if self.counter_reporter is not None:
+            await self.counter_reporter.stop()
+        if self.worker_counters is not None:
+            await self.worker_counters.stop()
         await self.health_service.stop()
         await self.notifier.stop()
         self.parser.close()

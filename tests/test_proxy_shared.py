@@ -89,7 +89,7 @@ def answered(admin: int) -> int:
 def served(admin: int) -> int:
     """Requests answered with 200, summed from /metrics."""
     text = get(admin, "/metrics")[2].decode()
-    return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
                if line.startswith("gslb_proxy_requests_total{") and 'status="200"' in line)
 
 

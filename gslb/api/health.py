@@ -8,11 +8,10 @@ import time
 from typing import Any
 
 from aiohttp import web
-from dnslib import RCODE
 
 from gslb.api.keys import SERVER
+from gslb.api.metrics import add_metrics_route
 from gslb.api.overrides import overrides_document
-from gslb.dns.metrics import dns_guard_metrics
 from gslb.health.intake import ReportRefused
 from gslb.health.report import ReportTooLarge, decode_report, inflate
 from gslb.health.signing import HEADER, Verifier
@@ -226,70 +225,8 @@ async def get_targets(request: web.Request) -> web.Response:
     return web.json_response({"targets": sorted(request.app[SERVER].health_service.known)})
 
 
-async def get_metrics(request: web.Request) -> web.Response:
-    """Prometheus text: zones, serials, endpoint health, prober liveness, fail-open."""
-    server = request.app[SERVER]
-    monitor = server.health_service.monitor
-    snapshot = monitor.snapshot
-    now = time.time()
-    lines = ["# HELP gslb_zone_serial SOA serial of each served zone.", "# TYPE gslb_zone_serial gauge"]
-    lines += [f'gslb_zone_serial{{zone="{z.origin}"}} {z.soa.serial}' for z in server.served_zones.values()]
-    lines += ["# HELP gslb_zone_file_ok 1 when the file's last load succeeded (else the last good zone serves).",
-              "# TYPE gslb_zone_file_ok gauge"]
-    lines += [f'gslb_zone_file_ok{{file="{st.file}"}} {int(st.ok)}' for st in server.store.status.values()]
-    lines += ["# HELP gslb_endpoint_answered 1 when the endpoint may be answered (health, status, overrides).",
-              "# TYPE gslb_endpoint_answered gauge"]
-    for zone in server.served_zones.values():
-        for pool in zone.pools.values():
-            for site in pool.sites:
-                for endpoint in site.endpoints:
-                    usable, _ = endpoint_usable(endpoint, site, pool, snapshot, zone=zone.origin)
-                    lines.append(f'gslb_endpoint_answered{{zone="{zone.origin}",pool="{pool.name}",site="{site.name}",'
-                                 f'address="{endpoint.address}"}} {int(usable)}')
-    handler = server.handler
-    lines += ["# HELP gslb_dns_responses_total DNS responses sent, by transport and rcode.",
-              "# TYPE gslb_dns_responses_total counter"]
-    for proto, counts in zip(("udp", "tcp"), handler.responses):
-        lines += [f'gslb_dns_responses_total{{proto="{proto}",rcode="{RCODE.get(rcode)}"}} {count}'
-                  for rcode, count in enumerate(counts) if count]
-    lines += ["# HELP gslb_dns_dropped_total Messages not answered (too short, or responses).",
-              "# TYPE gslb_dns_dropped_total counter", f"gslb_dns_dropped_total {handler.dropped}"]
-    lines += dns_guard_metrics(handler)
-    tcp = server.tcp_guard
-    lines += ["# HELP gslb_dns_tcp_connections Open DNS TCP connections (this process).",
-              "# TYPE gslb_dns_tcp_connections gauge", f"gslb_dns_tcp_connections {tcp.open}",
-              "# HELP gslb_dns_tcp_connections_max The effective cap on DNS TCP connections (this process).",
-              "# TYPE gslb_dns_tcp_connections_max gauge", f"gslb_dns_tcp_connections_max {tcp.max_connections}",
-              "# HELP gslb_dns_tcp_refused_total DNS TCP connections closed at once by a cap (total or per client).",
-              "# TYPE gslb_dns_tcp_refused_total counter",
-              f'gslb_dns_tcp_refused_total{{cap="total"}} {tcp.refused_total_cap}',
-              f'gslb_dns_tcp_refused_total{{cap="client"}} {tcp.refused_client_cap}',
-              "# HELP gslb_dns_tcp_evicted_total DNS TCP connections stalled longest, closed at the cap for a newcomer.",
-              "# TYPE gslb_dns_tcp_evicted_total counter", f"gslb_dns_tcp_evicted_total {tcp.evicted}",
-              "# HELP gslb_dns_tcp_timeouts_total DNS TCP connections closed idle or with a message not whole in time.",
-              "# TYPE gslb_dns_tcp_timeouts_total counter",
-              f'gslb_dns_tcp_timeouts_total{{timeout="idle"}} {tcp.closed_idle}',
-              f'gslb_dns_tcp_timeouts_total{{timeout="message"}} {tcp.closed_message_timeout}']
-    lines += ["# HELP gslb_prober_live 1 while the prober region reports in time.", "# TYPE gslb_prober_live gauge"]
-    lines += [f'gslb_prober_live{{region="{name}"}} {int(rep.live(now))}' for name, rep in monitor.regions.items()]
-    lines += ["# HELP gslb_prober_errors_total Checks a prober could not make itself (not votes).",
-              "# TYPE gslb_prober_errors_total counter"]
-    lines += [f'gslb_prober_errors_total{{region="{n}"}} {r.status.errors_total}' for n, r in monitor.regions.items()]
-    lines += ["# HELP gslb_health_reports_refused_total Prober reports refused, by reason.",
-              "# TYPE gslb_health_reports_refused_total counter"]
-    lines += [f'gslb_health_reports_refused_total{{reason="{r}"}} {n}'
-              for r, n in server.health_service.intake.refused.items()]
-    lines += ["# HELP gslb_health_fail_open 1 while no prober reports and every endpoint counts as up.",
-              "# TYPE gslb_health_fail_open gauge", f"gslb_health_fail_open {int(monitor.fail_open)}",
-              "# HELP gslb_health_fail_open_total Times the server failed open.",
-              "# TYPE gslb_health_fail_open_total counter", f"gslb_health_fail_open_total {monitor.fail_open_total}",
-              "# HELP gslb_health_version Health snapshot version (grows on every change).",
-              "# TYPE gslb_health_version counter", f"gslb_health_version {monitor.published.version}"]
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")
-
-
 def add_health_routes(app: web.Application) -> None:
-    app.router.add_get("/metrics", get_metrics)
+    add_metrics_route(app)
     app.router.add_get("/v1/health", get_health)
     app.router.add_get("/status", get_status_page)
     app.router.add_get("/v1/targets", get_targets)

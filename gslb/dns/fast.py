@@ -29,6 +29,7 @@ def respond(table: AnswerTable, q: Query, client_ip: str, tcp: bool, options: by
     entry = table.entry(q.qname, q.qtype)
     flags, an, ns, ar, body = entry.flags, entry.an, entry.ns, entry.ar, entry.body
     scope = 0
+    stats = table.stats
     if entry.pool is not None:
         client = client_for(client_ip, (q.ecs.address, q.ecs.source) if q.ecs is not None else None,
                             entry.pool.zone.ecs)
@@ -38,12 +39,23 @@ def respond(table: AnswerTable, q: Query, client_ip: str, tcp: bool, options: by
             chosen = choose(p, client, random.random)
             body += b"".join(ready.rrs[i] for i in chosen)
             an += len(chosen)
+            if stats is not None:
+                answers = stats.answers
+                for i in chosen:
+                    answers[ready.keys[i]] += 1
         elif p.outcome == "nodata":
             nodata = entry.nodata
             flags, an, ns, ar, body = nodata.flags, nodata.an, nodata.ns, nodata.ar, nodata.body
         else:
             flags, an, ns, ar, body = (flags & ~0xF) | RCODE_SERVFAIL, 0, 0, 0, b""
         scope = ecs_scope(p, client)
+        if stats is not None:
+            stats.location[client.ecs << 1 | ready.located] += 1
+            if ready.steering:
+                stats.steering[ready.steering] += 1
+    if stats is not None:
+        # Plain integers only (gslb/dns/stats.py): gslb/api/metrics.py reads them when /metrics is asked.
+        stats.queries[entry.key | (flags & 0xF) << 1 | tcp] += 1
     return assemble(q, flags, an, ns, ar, body, scope, tcp, options)
 
 

@@ -12,6 +12,7 @@ import logging
 import socket
 import struct
 from collections.abc import Callable
+from time import perf_counter
 
 from dnslib import RCODE
 
@@ -42,6 +43,9 @@ class Handler:
     def __init__(self, table: AnswerTable, log_queries: bool = False, rate_limit: RateLimiter | None = None,
                  log_sample: int = 1):
         self.table = table
+        # The query counters (gslb/dns/stats.py), those of the table's; None when counting is off.
+        self.stats = table.stats
+        self._tick = 0            # one query in stats.sample_every is timed (gslb_dns_query_seconds)
         self.log_queries = log_queries
         self.log_sample = max(1, log_sample)      # the query log takes one query in log_sample
         self._unlogged = 0
@@ -56,6 +60,13 @@ class Handler:
 
     def __call__(self, data: bytes, client_ip: str, tcp: bool) -> bytes | None:
         table = self.table   # one table for the whole query, even if a reload swaps it meanwhile
+        stats = self.stats
+        started = 0.0
+        if stats is not None:
+            self._tick += 1
+            if self._tick >= stats.sample_every:
+                self._tick = 0
+                started = perf_counter()
         verdict = PASS
         if self.rate_limit is not None and not tcp:
             verdict = self.rate_limit.verdict(client_ip, data)
@@ -73,11 +84,15 @@ class Handler:
                 self.unsupported += 1
             self._bad_input_log("%s to %s: %s (%d bytes)", RCODE.get(exc.rcode, exc.rcode), client_ip, exc,
                                 len(data))
+            if stats is not None:
+                stats.count_response(None, None, out, tcp)
         except Exception as exc:  # noqa: BLE001 -- last resort: no input may take a query down with it
             self.failures += 1
             self._failure_log("query from %s failed (SERVFAIL): %s: %s; query %s", client_ip,
                               type(exc).__name__, exc, data[:64].hex())
             out = servfail(data)
+            if stats is not None:
+                stats.count_response(None, None, out, tcp)
         if out is None:
             self.dropped += 1
             return None
@@ -89,7 +104,10 @@ class Handler:
             if self._unlogged >= self.log_sample:
                 self._unlogged = 0
                 log_query(table, data, out, client_ip, tcp)
+        if started:
+            stats.observe(perf_counter() - started)
         return out
+
 
 
 class UdpServer(asyncio.DatagramProtocol):

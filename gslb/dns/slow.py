@@ -118,17 +118,24 @@ def answer(table: AnswerTable, data: bytes, client_ip: str, tcp: bool) -> bytes 
     nsid = table.identity.nsid_option() if q.nsid else b""
     if q.qclass == identity.CLASS_CH and q.qtype not in (QTYPE.AXFR, QTYPE.IXFR):
         flags, an, body = identity.chaos(table.identity, q)
-        return assemble(q, flags, an, 0, 0, body, 0, tcp, nsid)
+        return _counted(table, None, q, assemble(q, flags, an, 0, 0, body, 0, tcp, nsid), tcp)
     if q.qclass != 1 or q.qtype in (QTYPE.AXFR, QTYPE.IXFR):
         # Zone transfers are refused: zones reach every node as files. Other classes are not served.
-        return error_response(data, RCODE_REFUSED, question, q.edns, q.do)
+        return _counted(table, None, q, error_response(data, RCODE_REFUSED, question, q.edns, q.do), tcp)
     zone = table.whoami.get(q.qname) if table.whoami else None
     if zone is not None:
         flags, an, ns, body, scope = whoami(table, zone, q, client_ip)
-        return assemble(q, flags, an, ns, 0, body, scope, tcp, nsid)
+        return _counted(table, zone.origin, q, assemble(q, flags, an, ns, 0, body, scope, tcp, nsid), tcp)
     if q.qtype == QTYPE.ANY:
         return _answer_any(table, q, tcp, nsid)
-    return respond(table, q, client_ip, tcp, nsid)
+    return respond(table, q, client_ip, tcp, nsid)         # counted there, as on the fast path
+
+
+def _counted(table: AnswerTable, zone: str | None, q: Query, out: bytes, tcp: bool) -> bytes:
+    """`out`, counted in gslb_dns_queries_total (the responses `respond` does not make)."""
+    if table.stats is not None:
+        table.stats.count_response(zone, q.qtype, out, tcp)
+    return out
 
 
 def answer_slow(table: AnswerTable, data: bytes, client_ip: str, tcp: bool) -> bytes | None:
@@ -145,6 +152,8 @@ def _answer_any(table: AnswerTable, q: Query, tcp: bool, options: bytes = b"") -
     if result.rcode == 0 and result.aa and not result.answer and result.authority:
         ttl = result.authority[0].ttl
         hinfo = b"\xc0\x0c" + struct.pack("!HHIH", HINFO, 1, ttl, len(RFC8482_HINFO)) + RFC8482_HINFO
-        return assemble(q, 0x8400, 1, 0, 0, hinfo, 0, tcp, options)
-    packed = pack_result(q.qname, HINFO, result)        # NXDOMAIN, REFUSED, a referral or a CNAME
-    return assemble(q, packed.flags, packed.an, packed.ns, packed.ar, packed.body, 0, tcp, options)
+        out = assemble(q, 0x8400, 1, 0, 0, hinfo, 0, tcp, options)
+    else:
+        packed = pack_result(q.qname, HINFO, result)        # NXDOMAIN, REFUSED, a referral or a CNAME
+        out = assemble(q, packed.flags, packed.an, packed.ns, packed.ar, packed.body, 0, tcp, options)
+    return _counted(table, result.zone.origin if result.zone is not None else None, q, out, tcp)

@@ -12,6 +12,7 @@ query sees half a reload. A health change swaps the plan cache only.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import struct
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from dnslib import QTYPE, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 from gslb.config.model import Zone
 from gslb.dns.authority import PoolRef, Result, lookup, soa_rr
 from gslb.dns.identity import Identity
+from gslb.dns.stats import DnsStats
 from gslb.dns.wire import name_to_text, text_to_name
 from gslb.health.snapshot import HealthSnapshot
 from gslb.steering.client import Client
@@ -31,6 +33,8 @@ from gslb.steering.location import ClientLocation, Locator
 MEMO_LIMIT = 50_000          # packed answers for names outside the zone files (NXDOMAIN, wildcards)
 PLAN_LIMIT = 100_000         # cached plans (pool x family x location bucket)
 PREWARM_LIMIT = 2_000        # zones up to this many names are packed whole at load; bigger ones on demand
+# The trace line steering.decide.plan writes when no pool had a usable endpoint (counted as all_down).
+ALL_DOWN_TRACE_PREFIX = "nothing healthy: all_down"
 PREWARM_TYPES = tuple(getattr(QTYPE, t) for t in ("SOA", "NS", "A", "AAAA", "CNAME", "TXT", "MX", "SRV", "CAA"))
 
 
@@ -46,6 +50,7 @@ class Entry:
     pool: PoolRef | None = None
     owner: bytes = b"\xc0\x0c"  # owner of the pool's records: a pointer to the question, or a full name
     nodata: Entry | None = None  # for pool entries: the NODATA response (SOA in authority)
+    key: int = 0               # (zone, qtype) label id for gslb_dns_queries_total (gslb/dns/stats.py)
 
 
 def wire_label(qname: bytes) -> DNSLabel:
@@ -74,17 +79,19 @@ def pack_result(qname: bytes, qtype: int, result: Result) -> Entry:
     return Entry(flags, an, ns, ar, wire[12 + qlen:])
 
 
-def build_entry(zones: Mapping[str, Zone], qname: bytes, qtype: int) -> Entry:
-    """The packed answer for (qname, qtype); qname in lower-case wire form."""
+def build_entry(zones: Mapping[str, Zone], qname: bytes, qtype: int, stats: DnsStats | None = None) -> Entry:
+    """The packed answer for (qname, qtype); qname in lower-case wire form. `stats`: label the entry's
+    queries with its zone and type."""
     text = name_to_text(qname)
     result = lookup(zones, text, qtype, wire_label(qname))
     entry = pack_result(qname, qtype, result)
+    key = stats.query_key(result.zone.origin if result.zone is not None else None, qtype) if stats else 0
     if result.pool is None:
-        return entry
+        return dataclasses.replace(entry, key=key) if key else entry
     owner = b"\xc0\x0c" if result.pool.owner == text else text_to_name(result.pool.owner)
     negative = Result(aa=True, answer=result.answer, authority=[soa_rr(result.zone, negative=True)])
     return Entry(entry.flags, entry.an, entry.ns, entry.ar, entry.body, result.pool, owner,
-                 pack_result(qname, qtype, negative))
+                 pack_result(qname, qtype, negative), key)
 
 
 def address_rr(owner: bytes, address: str, ttl: int) -> bytes:
@@ -96,18 +103,24 @@ def address_rr(owner: bytes, address: str, ttl: int) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Ready:
-    """A plan plus the wire form of each candidate's record, in candidate order."""
+    """A plan plus the wire form of each candidate's record, in candidate order, and what the query
+    counts (gslb/dns/stats.py): a label id per candidate, whether the client was located, and the
+    fallback or all_down label id (0: the pool itself answered)."""
 
     plan: Plan
     rrs: tuple[bytes, ...]
+    keys: tuple[int, ...] = ()
+    located: int = 0
+    steering: int = 0
 
 
 class AnswerTable:
     """Zones + health + steering data, ready to answer. See the module docstring."""
 
     def __init__(self, zones: Mapping[str, Zone], health: HealthSnapshot, data: SteeringData,
-                 locator: Locator, identity: Identity | None = None):
+                 locator: Locator, identity: Identity | None = None, stats: DnsStats | None = None):
         self.zones = zones
+        self.stats = stats                          # what queries count; None: nothing (GSLB_DNS_STATS=off)
         self.identity = identity or Identity()      # NSID, CHAOS id.server.: which node answered
         # `whoami.<origin>` of the zones with `whoami: true` -> the zone (answered per asker, slow path)
         self.whoami: dict[bytes, Zone] = {text_to_name("whoami." + z.origin): z for z in zones.values()
@@ -130,7 +143,7 @@ class AnswerTable:
         key = (qname, qtype)
         found = self._entries.get(key) or self._memo.get(key)
         if found is None:
-            found = build_entry(self.zones, qname, qtype)
+            found = build_entry(self.zones, qname, qtype, self.stats)
             if qname in self._names:
                 self._entries[key] = found
             else:
@@ -163,9 +176,23 @@ class AnswerTable:
         key = (entry, client.address)
         found = self._ready.get(key)
         if found is None:
-            p = self.plan(entry.pool, self.locator.locate(client.address), client.ip)
+            location = self.locator.locate(client.address)
+            p = self.plan(entry.pool, location, client.ip)
             rrs = tuple(address_rr(entry.owner, c.address, p.ttl) for c in p.candidates)
             if len(self._ready) >= PLAN_LIMIT:
                 self._ready = {}
-            found = self._ready[key] = Ready(p, rrs)
+            found = self._ready[key] = self._counted(Ready(p, rrs), entry.pool, location) \
+                if self.stats is not None else Ready(p, rrs)
         return found
+
+    def _counted(self, ready: Ready, ref: PoolRef, location: ClientLocation) -> Ready:
+        """`ready` with the label ids its queries count under (once per cached plan, not per query)."""
+        stats, p, zone = self.stats, ready.plan, ref.zone.origin
+        keys = tuple(stats.label_id(("a", zone, p.pool, c.site, c.address)) for c in p.candidates)
+        steering = 0
+        if any(line.startswith(ALL_DOWN_TRACE_PREFIX) for line in p.trace):
+            action = "serve_all" if p.outcome == "answer" else p.outcome
+            steering = stats.label_id(("all_down", zone, ref.pool, action))
+        elif p.pool != ref.pool and p.outcome == "answer":
+            steering = stats.label_id(("fallback", zone, ref.pool, p.pool))
+        return Ready(p, ready.rrs, keys, int(location.known), steering)

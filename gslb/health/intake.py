@@ -70,6 +70,11 @@ class ReportIntake:
         self._logged_at = 0.0
         self._unlogged: dict[str, int] = {}
         self.sources: dict[str, RefusedSource] = {}     # region (or "peer ADDRESS") -> its refusals
+        # (region, "accepted" or a refusal reason) -> reports, for gslb_prober_reports_total; never pruned
+        # (a counter must not go back), so regions named by unauthenticated senders are bounded: past
+        # MAX_REFUSED_SOURCES names, an unknown region is counted as "-".
+        self.by_region: dict[tuple[str, str], int] = {}
+        self._region_labels: set[str] = set()
         self._unlogged_sources: dict[str, int] = {}
 
     @property
@@ -82,6 +87,7 @@ class ReportIntake:
         """Count a refusal against its reason and its region (`region`: the one named by the report or
         its signature, if any), log it (rate-limited), and return the exception to raise."""
         self.refused[reason] += 1
+        self._count(region, reason)
         self._unlogged[reason] = self._unlogged.get(reason, 0) + 1
         key = self._note_source(reason, message, peer, region)
         self._unlogged_sources[key] = self._unlogged_sources.get(key, 0) + 1
@@ -179,4 +185,15 @@ class ReportIntake:
         self.last_stamp[region] = sig.stamp
         self.last_accepted[region] = time.time()
         self.accepted += 1
+        self._count(region, "accepted", trusted=True)
+
+    def _count(self, region: str | None, result: str, trusted: bool = False) -> None:
+        label = region if region is not None else "-"
+        if label not in self._region_labels:
+            if trusted or len(self._region_labels) < MAX_REFUSED_SOURCES or label in self.region_keys:
+                self._region_labels.add(label)
+            else:
+                label = "-"
+        key = (label, result)
+        self.by_region[key] = self.by_region.get(key, 0) + 1
 

@@ -36,6 +36,16 @@ BLIND_INTERVALS = 3     # only prober errors for this many report intervals (and
 ERROR_LOG_INTERVAL = 10.0
 
 
+def failure_reason(target: Target, result: ProbeResult) -> str:
+    """A failed check's reason as a metric label: timeout, connect (no connection or no reply at all),
+    response (an answer that did not match: status, body, expect), or down (a health file says so)."""
+    if target.check.type == "file":
+        return "down"
+    if result.timed_out:
+        return "timeout"
+    return "connect" if result.rtt_ms is None else "response"
+
+
 class _Watch:
     """A target's running check and what it has seen."""
 
@@ -77,6 +87,9 @@ class Prober:
         self._last_local = 0.0                 # the last prober error
         self._logged_errors = 0
         self._error_logged_at = 0.0
+        # For /metrics (gslb/health/metrics.py): failed checks by (address, reason) and checks made.
+        self.failures: dict[tuple[str, str], int] = {}
+        self.checks = 0
 
     def restore(self, states: dict[Target, tuple[str, float | None]]) -> None:
         """Seed targets with saved (state, rtt) so a restart starts from what was last seen."""
@@ -143,12 +156,14 @@ class Prober:
                 log.exception("%s: check of %s raised", self.region, watch.target)
                 result = ProbeResult(False, None, f"check raised {type(exc).__name__}: {exc}", local=True)
             watch.updated = time.time()
+            self.checks += 1
             late = self.lag.worst(started) if result.timed_out else 0.0
             if result.local or late >= LAG_FRACTION * watch.target.check.timeout:
                 why = result.error or "check failed"
                 if not result.local:
                     why += f" (the prober's own event loop was {late:.2f} s late: overloaded, not a vote)"
                 self._prober_error(watch, why)
+                self._count_failure(watch.target, "prober_error")
                 await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
                 continue
             self._last_vote = time.monotonic()
@@ -164,6 +179,8 @@ class Prober:
                 self._changed.set()
             if result.rtt_ms is not None:
                 watch.rtt.add(result.rtt_ms)
+            if not result.ok:
+                self._count_failure(watch.target, failure_reason(watch.target, result))
             watch.error = None if result.ok else result.error
             before = watch.risefall.state
             if watch.risefall.observe(result.ok):
@@ -171,6 +188,10 @@ class Prober:
                          f" ({result.error})" if result.error else "")
                 self._changed.set()
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    def _count_failure(self, target: Target, reason: str) -> None:
+        key = (target.address, reason)
+        self.failures[key] = self.failures.get(key, 0) + 1
 
     def _prober_error(self, watch: _Watch, why: str) -> None:
         """A check the prober could not make: counted and shown; the target's state and counters hold."""
