@@ -1,4 +1,4 @@
-"""The slow path: every message the fast path hands over, parsed with dnslib.
+"""The slow path: every message the fast path hands over, read field by field.
 
 Error shapes, after nsd and dnspython's nanonameserver: shorter than a header or a response -> dropped;
 other opcodes -> NOTIMP (checked first, even for a header alone: another opcode may shape the rest of
@@ -11,8 +11,9 @@ said here (gslb/dns/identity.py), and so is `whoami.ZONE` (gslb/dns/whoami.py).
 from __future__ import annotations
 
 import struct
+from typing import NamedTuple
 
-from dnslib import QTYPE, DNSRecord
+from dnslib import QTYPE
 
 from gslb.dns import authority, identity
 from gslb.dns.errors import BadVers, NotImp, error_response, response_for
@@ -52,51 +53,60 @@ def _read_question(data: bytes) -> bytes:
     return name + data[end:end + 4]
 
 
-def _to_query(data: bytes, question: bytes, record: DNSRecord) -> tuple[Query, int]:
+class _Opt(NamedTuple):
+    """An OPT record as sent: its owner name (wire form), class (payload size), TTL (flags) and options."""
+
+    owner: bytes
+    payload: int
+    ttl: int
+    rdata: bytes
+
+
+def _opt_records(data: bytes, question: bytes) -> list[_Opt]:
+    """The OPT records of the additional section, walking every record after the question.
+
+    The walk is ours, not dnslib's: dnslib refuses label bytes it cannot decode (0x80-0xFF are legal
+    in DNS labels) and drops an empty last option (the NSID request).
+    :raises FormErr: when a record cannot be read (bad name, or the message ends inside it).
+    """
+    an, ns, ar = struct.unpack_from("!HHH", data, 6)
+    pos = 12 + len(question)
+    opts = []
+    for index in range(an + ns + ar):
+        owner, pos = read_name(data, pos)
+        if pos + 10 > len(data):
+            raise FormErr("the message ends inside a record", question)
+        rtype, rclass, ttl, rdlen = struct.unpack_from("!HHIH", data, pos)
+        pos += 10
+        if pos + rdlen > len(data):
+            raise FormErr("the message ends inside a record's data", question)
+        if rtype == TYPE_OPT and index >= an + ns:
+            opts.append(_Opt(owner, rclass, ttl, data[pos:pos + rdlen]))
+        pos += rdlen
+    return opts
+
+
+def _to_query(data: bytes, question: bytes, opts: list[_Opt]) -> tuple[Query, int]:
     """A Query for the fast path's assembler, plus the EDNS version (or -1 without EDNS).
 
     :raises FormErr: more than one OPT, an OPT not at the root, or a malformed option.
     """
-    opts = [rr for rr in record.ar if rr.rtype == TYPE_OPT]
     msg_id, flags = struct.unpack_from("!HH", data)
     qname = question[:len(question) - 4].lower()   # length bytes are < 64: lower() only touches letters
     qtype, qclass = struct.unpack_from("!HH", question, len(question) - 4)
     base = Query(msg_id, flags, question, qname, qtype, qclass)
     if not opts:
         return base, -1
-    do = bool(opts[0].ttl & 0x8000)
-    if len(opts) > 1 or str(opts[0].rname) != ".":
-        raise FormErr("more than one OPT record, or OPT not owned by the root (RFC 6891 6.1.1)", question, True, do)
     opt = opts[0]
+    do = bool(opt.ttl & 0x8000)
+    if len(opts) > 1 or opt.owner != b"\x00":
+        raise FormErr("more than one OPT record, or OPT not owned by the root (RFC 6891 6.1.1)", question, True, do)
     version = (opt.ttl >> 16) & 0xFF
-    raw = _opt_rdata(data, question)
     try:
-        ecs, nsid = parse_options(raw, 0, len(raw))
+        ecs, nsid = parse_options(opt.rdata, 0, len(opt.rdata))
     except FormErr as exc:
         raise FormErr(str(exc), question, True, do) from None
-    return Query(msg_id, flags, question, qname, qtype, qclass, True, max(512, opt.rclass), do, ecs, nsid), version
-
-
-def _opt_rdata(data: bytes, question: bytes) -> bytes:
-    """The RDATA (the options) of the first OPT record in the additional section, as sent.
-
-    :raises FormErr: when the records cannot be walked.
-    """
-    an, ns, ar = struct.unpack_from("!HHH", data, 6)
-    try:
-        pos = read_name(data, 12)[1] + 4
-        for index in range(an + ns + ar):
-            pos = read_name(data, pos)[1]
-            rtype, _, _, rdlen = struct.unpack_from("!HHIH", data, pos)
-            pos += 10
-            if rtype == TYPE_OPT and index >= an + ns:
-                if pos + rdlen > len(data):
-                    break
-                return data[pos:pos + rdlen]
-            pos += rdlen
-    except (struct.error, IndexError):
-        pass
-    raise FormErr("unreadable OPT record", question)
+    return Query(msg_id, flags, question, qname, qtype, qclass, True, max(512, opt.payload), do, ecs, nsid), version
 
 
 def answer(table: AnswerTable, data: bytes, client_ip: str, tcp: bool) -> bytes | None:
@@ -108,11 +118,7 @@ def answer(table: AnswerTable, data: bytes, client_ip: str, tcp: bool) -> bytes 
     if len(data) < 12 or data[2] & 0x80:
         return None                                   # too short to answer, or a response: never reply
     question = _read_question(data)
-    try:
-        record = DNSRecord.parse(data)
-    except Exception:  # noqa: BLE001 -- dnslib raises many types on junk in the other sections
-        raise FormErr("unreadable record after the question", question) from None
-    q, version = _to_query(data, question, record)
+    q, version = _to_query(data, question, _opt_records(data, question))
     if version > 0:
         raise BadVers(f"EDNS version {version}, only 0 is spoken", question, q.do)
     nsid = table.identity.nsid_option() if q.nsid else b""

@@ -122,7 +122,7 @@ def _parse_ecs(body: bytes) -> ClientSubnet:
 
 
 def parse_query(data: bytes) -> Query | None:
-    """Parse a plain query: QR=0, one question, no answer/authority, at most one OPT.
+    """Parse a plain query: QR=0, opcode QUERY, one question, no answer/authority, at most one OPT.
 
     Returns None when the message has another shape, or asks for NSID (the slow path decides what to
     do with it).
@@ -131,8 +131,8 @@ def parse_query(data: bytes) -> Query | None:
     if len(data) < 17:
         return None
     msg_id, flags, qd, an, ns, ar = struct.unpack_from("!HHHHHH", data)
-    if flags & 0x8000 or qd != 1 or an or ns or ar > 1:
-        return None
+    if flags & 0xF800 or qd != 1 or an or ns or ar > 1:
+        return None                       # a response, another opcode (NOTIMP first) or another shape
     try:
         end = _read_name(data, 12)
     except (ValueError, IndexError):
