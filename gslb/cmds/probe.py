@@ -11,14 +11,20 @@ import logging
 import os
 import signal
 import urllib.request
+from collections.abc import Iterator
 
 import aiohttp
+from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, Metric
 
+from gslb.api.metrics import exposition, make_registry
 from gslb.cmds.apiclient import api_request
 from gslb.config.model import Target
 from gslb.config.regions import load_regions
 from gslb.config.zone import load_zones
+from gslb.dns.server import parse_listen
 from gslb.errors import ConfigError
+from gslb.health.metrics import ProbeCollector
 from gslb.health.prober import Prober
 from gslb.health.report import encode_report
 from gslb.health.signing import HEADER, sign
@@ -47,6 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--refresh", type=float, default=30.0, metavar="SECONDS",
                    help="reload the zones or refetch the targets this often (default 30; SIGHUP: now)")
     p.add_argument("--source", metavar="ADDR", help="local address to send checks from")
+    p.add_argument("--metrics", metavar="ADDR:PORT",
+                   help="serve Prometheus /metrics here (checks, failures by reason, reports pushed); default off")
     return p
 
 
@@ -76,6 +84,7 @@ class Pusher:
         self.session: aiohttp.ClientSession | None = None
         self.failing: set[str] = set()
         self.sent: dict[str, int] = dict.fromkeys(self.urls, 0)
+        self.failed: dict[str, int] = dict.fromkeys(self.urls, 0)     # posts refused or lost, per server
         self._latest: tuple[bytes, bytes | None] | None = None
         self.region: str | None = None
         self._wake = {url: asyncio.Event() for url in self.urls}
@@ -132,6 +141,7 @@ class Pusher:
                 self.failing.discard(url)
                 log.info("reporting to %s again", url)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self.failed[url] += 1
             if url not in self.failing:
                 self.failing.add(url)
                 log.warning("cannot report to %s: %s", url, exc or type(exc).__name__)
@@ -183,13 +193,43 @@ async def _run(args: argparse.Namespace, secret: str | None) -> int:
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload_now.set)
     refresher = asyncio.create_task(_refresh(args, prober, reload_now))
+    metrics = await _serve_metrics(args.metrics, prober, pusher) if args.metrics else None
     await stop.wait()
+    if metrics is not None:
+        await metrics.cleanup()
     refresher.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await refresher
     await prober.stop()
     await pusher.stop()
     return 0
+
+
+def push_families(pusher: Pusher) -> Iterator[Metric]:
+    """gslb_prober_pushes_total{server,result}: reports posted to each server, ok or failed."""
+    pushes = CounterMetricFamily("gslb_prober_pushes_total", "Reports posted to each server: ok (200), or failed "
+                                 "(refused, timed out, unreachable).", labels=["server", "result"])
+    for url in pusher.urls:
+        pushes.add_metric([url, "ok"], pusher.sent[url])
+        pushes.add_metric([url, "failed"], pusher.failed[url])
+    yield pushes
+
+
+async def _serve_metrics(listen: str, prober: Prober, pusher: Pusher) -> web.AppRunner:
+    """/metrics of this prober on `listen` (gslb/health/metrics.py)."""
+    registry = make_registry(ProbeCollector(prober, lambda: push_families(pusher)))
+
+    async def get_metrics(request: web.Request) -> web.Response:
+        return exposition(registry)
+
+    app = web.Application()
+    app.router.add_get("/metrics", get_metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host, port = parse_listen(listen, default_port=9153)
+    await web.TCPSite(runner, host, port).start()
+    log.info("metrics on http://%s:%d/metrics", host if ":" not in host else f"[{host}]", port)
+    return runner
 
 
 def run(args: argparse.Namespace) -> int:
