@@ -13,18 +13,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.gc_collector import GCCollector
-from prometheus_client.platform_collector import PlatformCollector
-from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from gslb import __version__
 from gslb.api.keys import SERVER
 from gslb.dns.stats import LATENCY_BUCKETS
-from gslb.health.metrics import counter_families, view_families
+from gslb.health.metrics import counter_families, exposition, make_registry, view_families
 from gslb.steering.decide import endpoint_usable
 
 # The DNS counters of gslb/dns/stats.py rows: name -> (type, help, label names). Summed over workers.
@@ -199,21 +195,6 @@ class ServeCollector(Collector):
         yield from zone_families(server)
         yield from endpoint_families(server)
         yield from health_families(server)
-
-
-def make_registry(collector: Collector) -> CollectorRegistry:
-    """A registry of its own (not the library's global one): `collector` plus the process metrics."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    GCCollector(registry=registry)
-    return registry
-
-
-def exposition(registry: CollectorRegistry) -> web.Response:
-    """The registry in the Prometheus text format 0.0.4 (what every Prometheus 2.x and promtool read)."""
-    return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
 
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)

@@ -17,14 +17,13 @@ import aiohttp
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, Metric
 
-from gslb.api.metrics import exposition, make_registry
 from gslb.cmds.apiclient import api_request
 from gslb.config.model import Target
 from gslb.config.regions import load_regions
 from gslb.config.zone import load_zones
 from gslb.dns.server import parse_listen
 from gslb.errors import ConfigError
-from gslb.health.metrics import ProbeCollector
+from gslb.health.metrics import ProbeCollector, exposition, make_registry
 from gslb.health.prober import Prober
 from gslb.health.report import encode_report
 from gslb.health.signing import HEADER, sign

@@ -1,4 +1,5 @@
-"""Prometheus metrics of a prober (`gslb probe`'s own /metrics, and the embedded prober of `gslb serve`).
+"""Prometheus metrics of a prober (`gslb probe`'s own /metrics, and the embedded prober of `gslb serve`),
+and the registry and exposition every /metrics of gslb uses (serve, probe, proxy admin).
 
 A custom collector: the prober keeps plain counters (gslb/health/prober.py: `failures`, `checks`) and
 its views; they become metric families only when /metrics is read.
@@ -8,7 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from gslb.config.model import Target
@@ -63,3 +70,18 @@ class ProbeCollector(Collector):
         errors.add_metric([region], self.prober.errors_total)
         yield errors
         yield from self.extra()
+
+
+def make_registry(collector: Collector) -> CollectorRegistry:
+    """A registry of its own (not the library's global one): `collector` plus the process metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+def exposition(registry: CollectorRegistry) -> web.Response:
+    """The registry in the Prometheus text format 0.0.4 (what every Prometheus 2.x and promtool read)."""
+    return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})

@@ -8,13 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from gslb.events import events_document, query_since
+from gslb.health.metrics import exposition, make_registry
 from gslb.health.signing import bearer_ok
-from gslb.proxy.core import BUCKETS, Proxy
+from gslb.proxy.core import Proxy
+from gslb.proxy.metrics import ProxyCollector
 from gslb.proxy.shared import merged
 
 PROXY = web.AppKey("proxy", Any)
+METRICS = web.AppKey("metrics", CollectorRegistry)
 UI = Path(__file__).parent / "ui"
 log = logging.getLogger("gslb.proxy")
 
@@ -48,7 +52,7 @@ async def backends(request: web.Request) -> web.Response:
     for name, pool in proxy.pools.items():
         rows = []
         for b in pool.backends:
-            active, requests, ejections = counts.get(f"{name}|{b.address}", (b.active, b.requests, b.ejections))
+            active, requests, ejections = counts.get(f"{name}|{b.address}", (b.active, b.requests, b.ejections))[:3]
             rows.append({
                 "address": b.address, "weight": b.config.weight, "effective_weight": round(b.effective_weight(), 3),
                 "state": "ejected" if time.monotonic() < b.ejected_until else b.health.state if b.health else "unchecked",
@@ -80,42 +84,6 @@ async def drain(request: web.Request) -> web.Response:
     return web.json_response({"address": address, "drain": action == "drain", "active": sum(b.active for b in found)})
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def metrics_text(proxy: Proxy) -> str:
-    """Prometheus text format: requests by pool/backend/status, latency histograms, backend health."""
-    total = totals(proxy)
-    lines = ["# HELP gslb_proxy_requests_total Requests answered, by route, pool, backend and status.",
-             "# TYPE gslb_proxy_requests_total counter"]
-    for (route, pool, backend, status), count in sorted(total["requests"].items()):
-        lines.append(f'gslb_proxy_requests_total{{route="{_label(route)}",pool="{pool}",backend="{backend}",'
-                     f'status="{status}"}} {count}')
-    lines += ["# HELP gslb_proxy_request_seconds Request latency through the proxy.",
-              "# TYPE gslb_proxy_request_seconds histogram"]
-    for pool, counts in sorted(total["latency"].items()):
-        running = 0
-        for edge, count in zip(BUCKETS, counts):
-            running += count
-            lines.append(f'gslb_proxy_request_seconds_bucket{{pool="{pool}",le="{edge}"}} {running}')
-        running += counts[-1]
-        lines.append(f'gslb_proxy_request_seconds_bucket{{pool="{pool}",le="+Inf"}} {running}')
-        lines.append(f'gslb_proxy_request_seconds_sum{{pool="{pool}"}} {total["latency_sum"].get(pool, 0.0):.6f}')
-        lines.append(f'gslb_proxy_request_seconds_count{{pool="{pool}"}} {running}')
-    lines += ["# HELP gslb_proxy_backend_up 1 when the backend is healthy and not draining.",
-              "# TYPE gslb_proxy_backend_up gauge",
-              "# HELP gslb_proxy_backend_active Requests in flight to the backend.",
-              "# TYPE gslb_proxy_backend_active gauge"]
-    for name, pool in sorted(proxy.pools.items()):
-        for b in pool.backends:
-            labels = f'pool="{name}",backend="{b.address}"'
-            lines.append(f"gslb_proxy_backend_up{{{labels}}} {int(b.healthy and not b.drain)}")
-            active = total["backends"].get(f"{name}|{b.address}", (b.active,))[0]
-            lines.append(f"gslb_proxy_backend_active{{{labels}}} {active}")
-    return "\n".join(lines) + "\n"
-
-
 async def events(request: web.Request) -> web.Response:
     """GET /v1/events?since=ID[&limit=N][&kind=PREFIX,...]: backend events of this process, oldest first."""
     try:
@@ -131,13 +99,15 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(text=metrics_text(proxy_of(request)), content_type="text/plain", charset="utf-8")
+    """GET /metrics: gslb/proxy/metrics.py's collector, with the process metrics."""
+    return exposition(request.app[METRICS])
 
 
 def make_admin_app(get_proxy) -> web.Application:
     """The admin app; `get_proxy()` returns the live Proxy (it changes on reload)."""
     app = web.Application()
     app[PROXY] = get_proxy
+    app[METRICS] = make_registry(ProxyCollector(get_proxy))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/v1/backends", backends)
     app.router.add_post("/v1/backends/{address}/{action:drain|undrain}", drain)

@@ -488,6 +488,7 @@ class Exchange:
             self.fail(502, f"bad gateway: the proxy cannot open a connection: {reason}")
             return
         log.warning("connect to %s failed: %s", backend.address, reason)
+        backend.connect_errors += 1                 # gslb_proxy_connect_errors_total (gslb/proxy/metrics.py)
         if refused(exc):
             backend.eject(reason)
             if self._next_upstream():
@@ -523,6 +524,7 @@ class Exchange:
                  self.backend.address)
         if self.tried is None:
             self.tried = [self.backend]
+        self.backend.retries += 1                   # gslb_proxy_retries_total (gslb/proxy/metrics.py)
         self.backend.active -= 1
         self.backend = other
         self.pick = pick
@@ -657,6 +659,7 @@ class Exchange:
         backend.requests += 1
         elapsed = time.monotonic() - self.started
         backend.latency.add(elapsed * 1000)
+        backend.observe(elapsed)                    # gslb_proxy_upstream_seconds (gslb/proxy/metrics.py)
         if self.blame:
             backend.passive(self.status < 500 or self.status == 0 and not self.head_sent)
         conn = self.upstream

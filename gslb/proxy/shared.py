@@ -81,8 +81,12 @@ def stats_of(proxy: Proxy) -> dict:
     return {
         "requests": [[*key, count] for key, count in proxy.requests.items()],
         "latency": dict(proxy.latency), "latency_sum": dict(proxy.latency_sum),
-        "backends": {f"{name}|{b.address}": [b.active, b.requests, b.ejections]
+        # per backend: active, requests, ejections, connect errors, retries, upstream time sum, then its
+        # upstream histogram buckets (gslb/proxy/metrics.py reads them; all summed over workers)
+        "backends": {f"{name}|{b.address}": [b.active, b.requests, b.ejections, b.connect_errors, b.retries,
+                                             b.upstream_sum, *b.upstream]
                      for name, pool in proxy.pools.items() for b in pool.backends},
+        "connections": len(proxy.connections),
     }
 
 
@@ -103,6 +107,7 @@ def merged(proxy: Proxy, others: list[dict]) -> dict:
             if key in total["backends"]:
                 total["backends"][key] = [x + y for x, y in zip(total["backends"][key], values)]
     total["requests"] = requests
+    total["connections"] += sum(data.get("connections", 0) for data in others)
     return total
 
 

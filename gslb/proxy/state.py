@@ -4,6 +4,7 @@ active requests, latency, idle keep-alive connections. Active checks use the sha
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import dataclasses
 import logging
@@ -20,6 +21,8 @@ from gslb.proxy.config import Backend, UpstreamPool
 
 log = logging.getLogger("gslb.proxy")
 MAX_IDLE = 256
+# Edges of gslb_proxy_upstream_seconds (gslb/proxy/metrics.py): a request's time at its backend.
+UPSTREAM_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class BackendState:
@@ -41,6 +44,11 @@ class BackendState:
         self.ejected_until = 0.0
         self.ejections = 0
         self.idle: deque = deque()        # idle upstream connections (keep-alive)
+        # Counters for /metrics (gslb/proxy/metrics.py), kept by the wire (http.py) as plain integers:
+        self.connect_errors = 0           # connections to it that failed (refused, reset, timeout)
+        self.retries = 0                  # requests moved off it to another backend after it failed
+        self.upstream = [0] * (len(UPSTREAM_BUCKETS) + 1)   # request times at it, per bucket (+Inf last)
+        self.upstream_sum = 0.0
 
     @property
     def healthy(self) -> bool:
@@ -87,6 +95,11 @@ class BackendState:
                          f"{self.pool.outlier.ejection:.0f} s: {why}", pool=self.pool.name, address=self.address,
                          reason=why)
 
+    def observe(self, seconds: float) -> None:
+        """One request's time at this backend (gslb_proxy_upstream_seconds)."""
+        self.upstream[bisect.bisect_left(UPSTREAM_BUCKETS, seconds)] += 1
+        self.upstream_sum += seconds
+
     def close_idle(self) -> None:
         while self.idle:
             self.idle.pop().close()
@@ -106,6 +119,10 @@ class PoolState:
             if kept is not None:        # a reload keeps what was learned about an unchanged backend
                 state.health, state.latency, state.idle = kept.health, kept.latency, kept.idle
                 state.active, state.up_since, state.ejected_until = kept.active, kept.up_since, kept.ejected_until
+                # counters go on across a reload (a Prometheus counter must not go back)
+                state.requests, state.ejections, state.connect_errors = kept.requests, kept.ejections, \
+                    kept.connect_errors
+                state.retries, state.upstream, state.upstream_sum = kept.retries, kept.upstream, kept.upstream_sum
                 if previous is not None and kept.drain != kept.config.drain:
                     state.drain = kept.drain  # an admin drain outlives a reload
             self.backends.append(state)
