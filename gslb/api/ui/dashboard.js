@@ -223,7 +223,8 @@ function renderTraffic() {
     return;
   }
   const span = last.t - traffic[0].t;
-  document.getElementById("traffic-window").textContent = "(last " + Math.round(span / 60 * 10) / 10 + " min)";
+  document.getElementById("traffic-window").textContent = "(last " + (span < 120 ? Math.round(span) + " s)" :
+    Math.round(span / 60) + " min)");
   note.textContent = "share of addresses answered per site; the table: per endpoint over the last minute";
   // series per pool: for each interval, each site's share
   const steps = [];
@@ -251,6 +252,7 @@ function renderTraffic() {
 }
 
 function chart(steps, pool, sites, t0, t1) {
+  if (steps.length === 1) steps = [{t: t0, pools: steps[0].pools}, steps[0]];    // one interval: a full band
   const W = 600, H = 140, span = Math.max(1, t1 - t0);
   const x = t => ((t - t0) / span) * W;
   const root = svg("svg", {class: "chart", viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none",
