@@ -156,9 +156,8 @@ def health_families(server: Any) -> Iterator[Metric]:
         refused.add_metric([reason], count)
     yield from (reports, refused)
     yield from view_families({name: rep.views for name, rep in monitor.regions.items()})
-    prober = getattr(service, "prober", None)
-    if prober is not None:
-        yield from counter_families(prober.region, prober)
+    prober = getattr(service, "prober", None)       # the embedded one (a DNS worker has none)
+    yield from counter_families(prober.region if prober is not None else None, prober)
     fail_open = GaugeMetricFamily("gslb_health_fail_open", "1 while no prober reports and every endpoint counts "
                                   "as up.")
     fail_open.add_metric([], int(monitor.fail_open))

@@ -41,16 +41,17 @@ def view_families(views: Mapping[str, Mapping[Target, RegionView]]) -> Iterator[
     yield from (seconds, up)
 
 
-def counter_families(region: str, prober: Prober) -> Iterator[Metric]:
-    """gslb_check_failures_total and gslb_checks_total of the prober running in this process."""
+def counter_families(region: str | None, prober: Prober | None) -> Iterator[Metric]:
+    """gslb_check_failures_total and gslb_checks_total of the prober running in this process (none: empty)."""
     failures = CounterMetricFamily("gslb_check_failures_total", "Failed checks by address and reason: timeout, "
                                    "connect, response (status, body, expect), down (health file), prober_error "
                                    "(the prober's own fault, not a vote).", labels=["region", "address", "reason"])
-    for (address, reason), count in sorted(prober.failures.items()):
-        failures.add_metric([region, address, reason], count)
     checks = CounterMetricFamily("gslb_checks_total", "Checks made by the region's prober in this process.",
                                  labels=["region"])
-    checks.add_metric([region], prober.checks)
+    if prober is not None and region is not None:
+        for (address, reason), count in sorted(prober.failures.items()):
+            failures.add_metric([region, address, reason], count)
+        checks.add_metric([region], prober.checks)
     yield from (failures, checks)
 
 
