@@ -16,6 +16,7 @@ import errno
 import logging
 import os
 import random
+import re
 import time
 from collections import deque
 from typing import TYPE_CHECKING
@@ -42,11 +43,20 @@ NEXT_UPSTREAM = frozenset({b"GET", b"HEAD"})
 LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL})
 VERSIONS = frozenset({"1.0", "1.1"})
 # Request headers the proxy reads, replaces or drops; any other header passes through as the client sent it.
-REQUEST_SPECIAL = HOP_BY_HOP | {b"host", b"content-length", b"expect", b"x-forwarded-for", b"x-forwarded-proto",
-                                b"x-forwarded-host", b"x-request-id"}
 REQUEST_DROP = HOP_BY_HOP | {b"expect", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host",
                              b"x-request-id"}
-RESPONSE_SPECIAL = HOP_BY_HOP | {b"content-length"}
+REQUEST_SPECIAL = REQUEST_DROP | {b"host", b"content-length"}
+
+
+def _lines_named(names: frozenset[bytes]) -> re.Pattern[bytes]:
+    """Lines of these headers in a lowercased block of header lines: group 1 the name, 2 the value."""
+    alternatives = b"|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rb"\r\n(" + alternatives + rb"):[ \t]*([^\r]*)")
+
+
+# One scan in C finds the few headers the proxy reads or drops; the others are not looked at.
+REQUEST_LINES = _lines_named(REQUEST_SPECIAL)
+RESPONSE_LINES = _lines_named(HOP_BY_HOP | {b"content-length"})
 REASONS = {400: "Bad Request", 404: "Not Found", 413: "Payload Too Large", 429: "Too Many Requests",
            431: "Request Header Fields Too Large", 502: "Bad Gateway", 503: "Service Unavailable",
            504: "Gateway Timeout", 505: "HTTP Version Not Supported"}
@@ -57,16 +67,6 @@ def simple_response(status: int, text: str, close: bool = False, extra: bytes = 
     return (f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nContent-Type: text/plain\r\n"
             f"Content-Length: {len(body)}\r\n".encode() + extra +
             (b"Connection: close\r\n" if close else b"") + b"\r\n" + body)
-
-
-def connection_named(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
-    """Headers the Connection header names: hop-by-hop too (RFC 9110 7.6.1), so never forwarded."""
-    named: set[bytes] = set()
-    for name, value in headers:
-        if name.lower() == b"connection":
-            named.update(t.strip().lower() for t in value.split(b","))
-    named.difference_update((b"close", b"keep-alive", b"upgrade", b""))
-    return frozenset(named)
 
 
 def raw_block(data: bytes | None, count: int) -> bytes | None:
@@ -81,16 +81,69 @@ def raw_block(data: bytes | None, count: int) -> bytes | None:
     return data[data.find(b"\r\n"):end]
 
 
-def without(block: bytes, names: set[bytes]) -> bytes:
-    """`block` (see raw_block) without the lines of the headers called exactly `names`."""
-    for name in names:
-        needle = b"\r\n" + name + b":"
-        i = block.find(needle)
-        while i >= 0:
-            j = block.find(b"\r\n", i + 2)
-            block = block[:i] + (block[j:] if j >= 0 else b"")
-            i = block.find(needle, i)
-    return block
+def header_spans(lowered: bytes, needle: bytes) -> list[tuple[int, int]]:
+    """Where the lines of one header lie in a lowercased block of header lines ("\r\nname: value" each):
+    (start of its CRLF, end of its value) per line. `needle` is b"\r\nname:"."""
+    spans = []
+    i = lowered.find(needle)
+    while i >= 0:
+        j = lowered.find(b"\r\n", i + 2)
+        if j < 0:
+            j = len(lowered)
+        spans.append((i, j))
+        i = lowered.find(needle, j)
+    return spans
+
+
+def cut(block: bytes, spans: list[tuple[int, int]]) -> bytes:
+    """`block` without the given (start, end) ranges."""
+    parts = []
+    at = 0
+    for i, j in sorted(spans):
+        parts.append(block[at:i])
+        at = j
+    parts.append(block[at:])
+    return b"".join(parts)
+
+
+def connection_tokens(values: list[bytes]) -> set[bytes]:
+    """Header names listed in Connection values (lowercase), without close, keep-alive and upgrade."""
+    named = {t.strip().lower() for value in values for t in value.split(b",")}
+    named.difference_update((b"close", b"keep-alive", b"upgrade", b""))
+    return named
+
+
+def response_lines(block: bytes, status: int) -> tuple[bytes, bool, bool]:
+    """A backend's header lines as received -> (the lines to forward, chunked, has Content-Length).
+    Only hop-by-hop lines (and those Connection names) are cut; every other line passes through byte for
+    byte, never split into names and values in Python."""
+    lowered = block.lower()
+    drop: list[tuple[int, int]] = []
+    chunked = has_length = False
+    connection: list[bytes] = []
+    for m in RESPONSE_LINES.finditer(lowered):
+        name = m[1]
+        if name == b"content-length":
+            has_length = True
+            continue
+        if name == b"transfer-encoding":
+            chunked = chunked or b"chunked" in m[2]
+        elif name == b"connection":
+            connection.append(m[2])
+        elif name == b"upgrade" and status == 101:
+            continue
+        drop.append(m.span())
+    if connection:
+        for name in connection_tokens(connection):
+            drop.extend(header_spans(lowered, b"\r\n" + name + b":"))
+    return (cut(block, drop) if drop else block), chunked, has_length
+
+
+def request_special(block: bytes) -> list[tuple[bytes, bytes, bytes, tuple[int, int] | None]]:
+    """(lowercase name, name, value, span in `block`) of the headers in `block` (see raw_block) the proxy
+    reads or drops, in their order."""
+    return [(m[1], block[m.start(1):m.end(1)], block[m.start(2):m.end(2)].rstrip(b" \t"), m.span())
+            for m in REQUEST_LINES.finditer(block.lower())]
 
 
 def refused(exc: BaseException) -> bool:
@@ -140,7 +193,6 @@ class ClientConnection(asyncio.Protocol):
         self.waiting: deque[Waiting] = deque()
         self.tunnel: UpstreamConnection | None = None
         self.client = "?"
-        self.header_bytes = 0
         self.body_bytes = 0
         self.in_head = False                   # between a request's first byte and the end of its head
         self.head_seen = 0                     # bytes of reads that were all head (see data_received)
@@ -238,7 +290,7 @@ class ClientConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.request = Request(self.client, self.tls)
-        self.header_bytes = 0
+        self.headers = self.request.headers
         self.body_bytes = 0
         self.in_head = True
         self.head_seen = 0
@@ -246,14 +298,9 @@ class ClientConnection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self.request.url += url
-        self.header_bytes += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.header_bytes += len(name) + len(value) + 4
-        self.request.headers.append((name, value))
-        low = name.lower()
-        if low in REQUEST_SPECIAL:
-            self.request.special.append((low, name, value))
+        self.headers.append((name, value))      # all the work per header: the head is read as a whole
 
     def on_headers_complete(self) -> None:
         self.in_head = False
@@ -263,9 +310,18 @@ class ClientConnection(asyncio.Protocol):
         req.version = parser.get_http_version()
         req.keep_alive = parser.should_keep_alive()
         req.upgrade = parser.should_upgrade()
-        req.block = raw_block(self.raw, len(req.headers))
+        headers = req.headers
+        block = raw_block(self.raw, len(headers))
+        if block is not None:
+            req.special = request_special(block)
+            req.head_size = len(req.url) + len(block) + 16
+        else:                                    # the head came in pieces or behind another request
+            req.special = [(name.lower(), name, value, None) for name, value in headers
+                           if name.lower() in REQUEST_SPECIAL]
+            req.head_size = len(req.url) + sum(len(n) + len(v) + 4 for n, v in headers)
+        req.block = block
         hosts = 0
-        for low, _, value in req.special:      # only the headers the proxy reads: a few, often just Host
+        for low, _, value, _ in req.special:    # only the headers the proxy reads: a few, often just Host
             if low == b"host":
                 hosts += 1
                 if hosts == 1:
@@ -286,7 +342,6 @@ class ClientConnection(asyncio.Protocol):
         url = req.url
         cut = url.find(b"?")
         req.path = (url if cut < 0 else url[:cut]).decode("latin-1")
-        req.head_size = self.header_bytes
         if self.exchange is not None or self.waiting:
             if req.upgrade:
                 self.transport.close()            # no tunnel behind a pipeline
@@ -317,7 +372,9 @@ class ClientConnection(asyncio.Protocol):
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         decision = self.policy.begin(req)
         if type(decision) is Refusal:
-            self.reply(decision.status, decision.text, close=decision.close, extra=decision.extra, req=req)
+            # a client that said Connection: close (or HTTP/1.0 without keep-alive) is closed after it
+            self.reply(decision.status, decision.text, close=decision.close or not req.keep_alive,
+                       extra=decision.extra, req=req)
             return None
         self.exchange = Exchange(self.policy, self, req, decision)
         return self.exchange
@@ -420,17 +477,23 @@ class Exchange:
         the proxy drops, or rebuilt from the parsed headers; then the X-Forwarded-* and X-Request-ID."""
         req = self.req
         lines = [b"%s %s HTTP/1.1" % (req.method, req.url)]
-        drop = {name for low, name, _ in req.special if low in REQUEST_DROP and not (req.upgrade and low == b"upgrade")}
-        if any(low == b"connection" for low, _, _ in req.special):
-            named = connection_named(req.headers)
-            if named:
-                drop.update(name for name, _ in req.headers if name.lower() in named)
+        special = req.special
+        dropped = [(low, span) for low, _, _, span in special
+                   if low in REQUEST_DROP and not (req.upgrade and low == b"upgrade")]
+        connection = [value for low, _, value, _ in special if low == b"connection"]
+        named = connection_tokens(connection) if connection else ()
         block = req.block
         if block is not None:
-            lines.append(without(block, drop) if drop else block)
+            spans = [span for _, span in dropped]
+            if named:
+                lowered = block.lower()
+                for name in named:
+                    spans.extend(header_spans(lowered, b"\r\n" + name + b":"))
+            lines.append(cut(block, spans) if spans else block)
         else:
+            drop = {low for low, _ in dropped} | set(named)
             for name, value in req.headers:
-                if name not in drop:
+                if name.lower() not in drop:
                     lines.append(b"\r\n" + name + b": " + value)
         if not req.host:            # HTTP/1.0 without Host, forwarded as HTTP/1.1, which must have one
             lines.append(b"\r\nHost: " + self.backend.address.encode())
@@ -579,20 +642,13 @@ class Exchange:
             self.request_body(rest)
 
     # -- response side ----------------------------------------------------------------------------
-    def response_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], chunked: bool,
-                      has_length: bool, block: bytes | None, drop: set[bytes]) -> None:
-        """Send the backend's response head on: its header lines as received (`block`, see raw_block) minus
-        `drop` (hop-by-hop) or rebuilt from `headers`; then Connection, Set-Cookie and X-Request-ID."""
+    def response_head(self, status: int, status_line: bytes, block: bytes, chunked: bool, has_length: bool) -> None:
+        """Send the backend's response head on: its status line and header lines as forwarded
+        (response_lines), then Transfer-Encoding, Connection, Set-Cookie and X-Request-ID as needed."""
         self.status = status
         if self.client.closed:
             return
-        lines = [b"HTTP/1.1 %d %s" % (status, reason or b"OK")]
-        if block is not None:
-            lines.append(without(block, drop) if drop else block)
-        else:
-            for name, value in headers:
-                if name not in drop:
-                    lines.append(b"\r\n" + name + b": " + value)
+        lines = [status_line, block]
         if status == 101:
             lines.append(b"\r\nConnection: Upgrade")
         http10 = self.req.version == "1.0"
@@ -747,10 +803,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.got_bytes = False          # any byte of the current response (a retry is safe until then)
         self.head_done = False          # the final response head has been parsed
         self.head_seen = 0              # bytes of the response head(s) so far, interim 1xx included
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._special: list[tuple[bytes, bytes, bytes]] = []   # (lowercase name, name, value) the proxy reads
-        self._reason = b""
-        self.raw: bytes | None = None   # the read the response head began at the start of (raw_block)
+        # The bytes of the response head so far: llhttp is strict (CRLF only, no obs-fold), so the head
+        # is everything up to the first blank line, and its header lines can pass through as received.
+        self.head_buf = b""
         self.parser_clean = False       # the parser ended a response cleanly: it can read the next one
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -764,8 +819,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.parser = httptools.HttpResponseParser(self)
         self.parser_clean = False
         self.head_only = head_only
-        self._headers = []
-        self._special = []
+        self.head_buf = b""
         self.got_bytes = self.head_done = False
         self.head_seen = 0
 
@@ -798,7 +852,7 @@ class UpstreamConnection(asyncio.Protocol):
             # a byte at a time must not hold the request past the read timeout.
             exchange.activity = time.monotonic()
         else:
-            self.raw = data if self.head_seen == 0 else None
+            self.head_buf = self.head_buf + data if self.head_buf else data
             self.head_seen += len(data)
         exchange.batch = []
         try:
@@ -843,50 +897,35 @@ class UpstreamConnection(asyncio.Protocol):
         ex = self.exchange
         return ex.head_sent and ex.response_close
 
-    # httptools callbacks
-    def on_status(self, status: bytes) -> None:
-        self._reason = status
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
-        low = name.lower()
-        if low in RESPONSE_SPECIAL:
-            self._special.append((low, name, value))
-
+    # httptools callbacks: none per header (response_lines reads the head as a whole)
     def on_headers_complete(self) -> None:
         parser = self.parser
         if parser is None or self.exchange is None:
             return
         status = parser.get_status_code()
-        headers = self._headers
-        if 100 <= status < 200 and status != 101:
-            self._headers = []              # an interim response: not forwarded, wait for the final one
-            self._special = []
-            self.raw = None                 # the final head does not begin at the start of this read
+        buf = self.head_buf
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:                         # cannot be (llhttp ends a head at its blank line): refuse it
+            self.exchange.fail(502, f"bad gateway: {self.backend.address} sent an invalid response")
+            self.close()
             return
-        block = raw_block(self.raw, len(headers))
-        self.raw = None
-        size = len(self._reason) + 15 + (len(block) + 2 if block is not None else
-                                         sum(len(n) + len(v) + 4 for n, v in headers))
-        if size > self.exchange.policy.limits.max_response_header_size:
+        if 100 <= status < 200 and status != 101:
+            self.head_buf = buf[end + 4:]   # an interim response: not forwarded, wait for the final one
+            return
+        self.head_buf = b""
+        if end + 4 > self.exchange.policy.limits.max_response_header_size:
             self._head_too_large(self.exchange)
             return
         self.head_done = True
         self.exchange.activity = time.monotonic()
-        chunked = has_length = False
-        drop: set[bytes] = set()
-        for low, name, value in self._special:     # only the headers the proxy reads or drops
-            if low == b"content-length":
-                has_length = True
-                continue
-            if low == b"transfer-encoding":
-                chunked = chunked or b"chunked" in value.lower()
-            elif low == b"connection":
-                named = connection_named([(name, value)])
-                drop.update(n for n, _ in headers if n.lower() in named)
-            if not (status == 101 and low == b"upgrade"):
-                drop.add(name)
-        self.exchange.response_head(status, self._reason, headers, chunked, has_length, block, drop)
+        first = buf.find(b"\r\n")
+        status_line = buf[:first]
+        block, chunked, has_length = response_lines(buf[first:end], status)
+        if not status_line.startswith(b"HTTP/1.1 ") or len(status_line) < 14:
+            # an HTTP/1.0 backend, or no reason phrase: the client gets an HTTP/1.1 status line
+            reason = status_line[13:] or b"OK"
+            status_line = b"HTTP/1.1 %d %s" % (status, reason)
+        self.exchange.response_head(status, status_line, block, chunked, has_length)
         if self.head_only:
             # a HEAD response has headers only, whatever Content-Length says
             exchange = self.exchange
