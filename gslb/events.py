@@ -38,6 +38,10 @@ KINDS: dict[str, int] = {
     "backend.returned": logging.INFO,        # proxy: a backend passed its checks again
     "backend.drained": logging.WARNING,      # proxy: an operator drained a backend
     "backend.undrained": logging.INFO,       # proxy: an operator undrained it
+    "proxy.reporting": logging.INFO,         # a regional proxy reports to DNS (first time, or after silence)
+    "proxy.silent": logging.WARNING,         # a proxy stopped reporting: its sites go by the probers alone
+    "proxy.pool_empty": logging.WARNING,     # a proxy reports a pool with no healthy backend: its endpoints out
+    "proxy.pool_back": logging.INFO,         # that pool has a healthy backend again
 }
 NAMES = ("zone", "pool", "site", "address", "region")    # the objects an event may name
 DEFAULT_SIZE = 4096

@@ -67,7 +67,7 @@ def explain(zones: Mapping[str, Zone], name: str, qtype: str, client: Client, he
         return out
     total = sum(c.weight for c in p.candidates)
     for c in p.candidates:
-        out.lines.append(f"  candidate {c.address} (site {c.site}) weight {c.weight} share {c.weight / total:.0%}")
+        out.lines.append(f"  candidate {c.address} (site {c.site}) weight {c.weight:g} share {c.weight / total:.0%}")
     chosen = [p.candidates[i].address for i in choose(p, client, rand or random.random)]
     rtype = "A" if ref.family == 4 else "AAAA"
     out.answer += [f"{ref.owner} {p.ttl} {rtype} {address}" for address in chosen]

@@ -91,14 +91,19 @@ def check_schema() -> dict:
     return {"anyOf": [out, {"type": "null"}, {"const": False}]}
 
 
+def _proxy_pool() -> dict:
+    return {"type": "string", "pattern": f"^{pools.PROXY_POOL.pattern}$",
+            "description": "PROXY/POOL: the proxy's report_name and a pool of its config (docs/proxy.md)"}
+
+
 def _pool_schema() -> dict:
     endpoint = _object({
         "address": _STR, "weight": _int(0, pools.MAX_WEIGHT), "status": {"enum": list(pools.STATUSES)},
-        "check_address": _STR, "check_port": _int(1, 65535)}, pools.ENDPOINT_KEYS, "endpoint", ("address",))
+        "check_address": _STR, "check_port": _int(1, 65535), "proxy_pool": _proxy_pool()}, pools.ENDPOINT_KEYS, "endpoint", ("address",))
     site = _object({
         "region": {"type": "string"}, "lat": _num(-90, 90), "lon": _num(-180, 180),
         "endpoints": {"type": "array", "minItems": 1, "items": {"anyOf": [_STR, endpoint]}},
-        "status": {"enum": list(pools.STATUSES)}, "weight": _int(0, pools.MAX_WEIGHT)},
+        "status": {"enum": list(pools.STATUSES)}, "weight": _int(0, pools.MAX_WEIGHT), "proxy_pool": _proxy_pool()},
         pools.SITE_KEYS, "site", ("endpoints",), Site("", ()))
     sites = {"type": "array", "items": {"type": "string"}}
     return _object({
@@ -109,7 +114,8 @@ def _pool_schema() -> dict:
         "geo": {"type": "object", "additionalProperties": {"anyOf": [{"type": "string"}, sites]},
                 "description": "net:CIDR, subdivision (US-CA), country (DE), continent (EU) or default -> sites"},
         "order": {"anyOf": [{"type": "string"}, sites]},
-        "latency_margin_ms": _num(0, 10_000), "latency_margin_pct": _num(0, 100)},
+        "latency_margin_ms": _num(0, 10_000), "latency_margin_pct": _num(0, 100),
+        "capacity": {"enum": list(pools.CAPACITY)}, "capacity_floor": _num(0.01, 1)},
         pools.POOL_KEYS, "pool", ("sites",), Pool("", ()))
 
 
@@ -223,7 +229,11 @@ def proxy_schema() -> dict:
                           ("max_header_size", "max_body_size", "max_response_header_size"), "limits"),
         "rate_limit": _object({"rate": _num(0.001), "burst": _int(1)}, ("rate", "burst"), "rate_limit"),
         "drain_timeout": _num(0), "retries": _int(0), "access_log": access_log, "fail_open": _BOOL,
-        "notify": notify_schema()},
+        "notify": notify_schema(), "report_to": {"type": "array", "minItems": 1, "items": {
+            "type": "string", "pattern": "^https?://"}},
+        "report_name": {"type": "string", "pattern": f"^{proxy.REPORT_NAME.pattern}$"},
+        "report_key": {"type": "string", "minLength": 1}, "report_region": {"type": "string"},
+        "report_interval": _num(0.1, 60)},
         proxy.TOP_KEYS, "proxy", ("pools", "routes"))
 
 

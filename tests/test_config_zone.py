@@ -20,8 +20,8 @@ BAD = {
     "bad-yaml-syntax.yaml": ["4: invalid YAML: did not find expected ',' or ']'"],
     "bad-fallback-loop.yaml": ["7: pool 'one': loop in fallbacks: one -> two -> one",
                                "9: pool 'two': loop in fallbacks: two -> one -> two"],
-    "bad-unknown-pool-key.yaml": [("8: pool 'web': unknown key 'polcy' (known: affinity, all_down, answers, check, "
-                                  "fallback, geo, latency_margin_ms, latency_margin_pct, order, policy, sites, ttl)")],
+    "bad-unknown-pool-key.yaml": [("8: pool 'web': unknown key 'polcy' (known: affinity, all_down, answers, capacity, "
+                                  "capacity_floor, check, fallback, geo, latency_margin_ms, latency_margin_pct, order, policy, sites, ttl)")],
     "bad-weight.yaml": ["13: pool 'web' site 'eu' endpoint 1: weight 5000, expected a whole number 0..1000"],
     "bad-name-twice.yaml": ["6: name 'WWW.bad.test.' is www.bad.test., already written as 'www' on line 5"],
     "bad-name-chars.yaml": [("6: name 'café': label 'café' may only hold letters, digits, '-' and '_' "

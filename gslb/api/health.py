@@ -13,9 +13,10 @@ from gslb.api.keys import SERVER
 from gslb.api.metrics import add_metrics_route
 from gslb.api.overrides import overrides_document
 from gslb.health.intake import ReportRefused
-from gslb.health.report import ReportTooLarge, decode_report, inflate
+from gslb.health.proxyreport import ProxyReport, decode_any
+from gslb.health.report import ReportTooLarge, inflate
 from gslb.health.signing import HEADER, Verifier
-from gslb.steering.decide import endpoint_usable
+from gslb.steering.decide import capacity_share, endpoint_usable
 
 
 def _endpoint_json(server: Any, zone: str, pool, site, endpoint, now: float) -> dict:
@@ -38,7 +39,34 @@ def _endpoint_json(server: Any, zone: str, pool, site, endpoint, now: float) -> 
             if (v := rep.views.get(target)) is not None})
     else:
         out.update(state="unchecked", since=None, reason="no check configured", regions={})
+    out["proxy"] = _proxy_json(service.monitor, pool, site, endpoint, now)
     return out
+
+
+def _proxy_json(monitor, pool, site, endpoint, now: float) -> dict | None:
+    """The regional proxy's view of the pool an endpoint fronts (`proxy_pool`), beside the probers':
+    `counted` while its proxy reports (fresh), else the last report, shown but not used."""
+    key = pool.proxy_pool_of(site, endpoint)
+    if key is None:
+        return None
+    name, _, proxy_pool = key.partition("/")
+    source = monitor.proxies.get(name)
+    view = source.report.pools.get(proxy_pool) if source is not None else None
+    if view is None:
+        return {"pool": key, "reported": False, "counted": False}
+    counted = source.fresh(now)
+    return {"pool": key, "reported": True, "counted": counted, "healthy": view.healthy, "total": view.total,
+            "healthy_weight": view.healthy_weight, "total_weight": view.total_weight, "age": now - source.received,
+            "capacity": capacity_share(pool, site, endpoint, monitor.snapshot) if pool.capacity == "follow" else None}
+
+
+def proxies_document(monitor, now: float) -> dict:
+    """Every regional proxy that reported: when, whether it counts (fresh), each pool's counts."""
+    return {name: {"region": s.report.region, "last_report": s.received, "age": now - s.received,
+                   "interval": s.report.interval, "live": s.fresh(now), "draining": s.report.draining,
+                   "pools": {p: {"healthy": v.healthy, "total": v.total, "healthy_weight": v.healthy_weight,
+                                 "total_weight": v.total_weight} for p, v in s.report.pools.items()}}
+            for name, s in sorted(monitor.proxies.items())}
 
 
 def health_document(server: Any) -> dict:
@@ -68,9 +96,20 @@ def health_document(server: Any) -> dict:
     return {"node_id": getattr(server.config, "node_id", None), "region": service.settings.region,
             "fail_open": monitor.fail_open,
             "fail_open_total": monitor.fail_open_total, "version": monitor.snapshot.version,
-            "probers": probers, "reports": {"accepted": intake.accepted, "refused": dict(intake.refused),
+            "probers": probers, "proxies": proxies_document(monitor, now), "reports": {"accepted": intake.accepted, "refused": dict(intake.refused),
                                             "refused_from": intake.refused_sources()},
             "zones": zones, "overrides": overrides_document(server)["overrides"]}
+
+
+def proxy_cell(x: dict) -> str:
+    """The proxy's view of an endpoint's pool, as `gslb status` prints it beside the probers' views."""
+    head = f"proxy {x['pool']}"
+    if not x.get("reported"):
+        return f"{head:<29} not reported (the probers decide)"
+    text = f"{head:<29} {x['healthy']}/{x['total']} backends, weight {x['healthy_weight']}/{x['total_weight']}"
+    if x.get("capacity") is not None:
+        text += f", capacity {x['capacity']:.0%}"
+    return text + ("" if x["counted"] else f" (silent {x['age']:.0f} s: not counted)")
 
 
 def refused_source_lines(health: dict, now: float, indent: str = "  ") -> list[str]:
@@ -113,6 +152,13 @@ def render_text(health: dict) -> str:
         errors = f", {p['prober_errors']} prober errors (last: {p['last_prober_error']})" \
             if p.get("prober_errors") else ""
         lines.append(f"  prober {region}: {state}, last report {p['age']:.1f} s ago, {p['targets']} targets{errors}")
+    for name, x in sorted(health.get("proxies", {}).items()):
+        state = "live" if x["live"] else "SILENT: not counted, the probers decide"
+        pools = ", ".join(f"{p} {v['healthy']}/{v['total']} backends (weight {v['healthy_weight']}/"
+                          f"{v['total_weight']})" for p, v in sorted(x["pools"].items()))
+        lines.append(f"  proxy {name}" + (f" (region {x['region']})" if x.get("region") else "")
+                     + f": {state}{', DRAINING' if x.get('draining') else ''}, last report {x['age']:.1f} s ago; "
+                     + (pools or "no routed pool"))
     refused = {r: n for r, n in health.get("reports", {}).get("refused", {}).items() if n}
     if refused:
         lines.append("  reports refused: " + ", ".join(f"{n} {r}" for r, n in sorted(refused.items())))
@@ -135,6 +181,8 @@ def render_text(health: dict) -> str:
                         if v.get("live", True) and not v.get("counted", True):
                             silent = " (stand-in: not counted)"
                         lines.append(f"      {region:<20} {v['state']:<8} rtt {rtt}{error}{silent}")
+                    if e.get("proxy"):
+                        lines.append("      " + proxy_cell(e["proxy"]))
     return "\n".join(lines)
 
 
@@ -178,13 +226,15 @@ async def _read_report(request: web.Request, verifier: Verifier) -> bytes:
     return bytes(body)
 
 
-def _parse_report(body: bytes, gzipped: bool, known: dict):
-    """Inflate (bounded) and decode; run in a thread, off the loop that answers DNS."""
-    return decode_report(inflate(body, MAX_REPORT) if gzipped else body, known)
+def _parse_report(body: bytes, gzipped: bool, known: dict, stamp: float):
+    """Inflate (bounded) and decode a prober's or a regional proxy's report; run in a thread, off the loop
+    that answers DNS."""
+    return decode_any(inflate(body, MAX_REPORT) if gzipped else body, known, stamp)
 
 
 async def post_report(request: web.Request) -> web.Response:
-    """A signed report from a `gslb probe` process.
+    """A signed report from a `gslb probe` process, or from a `gslb proxy` with `report_to:` (the same
+    admission: a proxy is ordered and counted as its own sender, "proxy:NAME").
 
     The order keeps unauthenticated senders cheap: the signature header (key, time window) before the
     body is read, the HMAC over the bytes as received before anything is inflated, exact replays refused,
@@ -207,15 +257,21 @@ async def post_report(request: web.Request) -> web.Response:
             raise intake.refuse("too_large", TOO_LARGE, peer, verifier.sig.region) from None
         sig = intake.check_mac(verifier, peer)
         try:
-            region, interval, views, status = await asyncio.to_thread(
-                _parse_report, body, encoding == "gzip", service.known_ids)
+            parsed = await asyncio.to_thread(_parse_report, body, encoding == "gzip", service.known_ids, sig.stamp)
         except ReportTooLarge:
             raise intake.refuse("too_large", TOO_LARGE, peer, sig.region) from None
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise intake.refuse("malformed", f"not a report: {str(exc)[:200]}", peer, sig.region) from None
-        intake.admit(sig, region, peer)
+        if isinstance(parsed, ProxyReport):
+            intake.admit(sig, parsed.region, peer, source=parsed.source)
+        else:
+            region, interval, views, status = parsed
+            intake.admit(sig, region, peer)
     except ReportRefused as exc:
         return _refuse(str(exc), exc.status)
+    if isinstance(parsed, ProxyReport):
+        service.monitor.proxy_report(parsed)
+        return web.json_response({"ok": True, "accepted": len(parsed.pools)})
     service.monitor.report(region, views, interval, status)
     return web.json_response({"ok": True, "accepted": len(views)})
 

@@ -23,6 +23,8 @@ AllDown = Literal["serve_all", "nodata", "servfail"]
 Affinity = Literal["none", "subnet"]
 CheckType = Literal["http", "https", "tcp", "dns", "file"]
 Missing = Literal["keep", "up", "down"]
+Capacity = Literal["fixed", "follow"]
+DEFAULT_CAPACITY_FLOOR = 0.1   # capacity: follow never weighs a site below this share of its weight
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,7 @@ class Endpoint:
     status: Status = "auto"
     check_address: str | None = None
     check_port: int | None = None
+    proxy_pool: str | None = None    # "PROXY/POOL": the regional proxy pool this address fronts (docs/proxy.md)
 
     @property
     def family(self) -> int:
@@ -126,6 +129,7 @@ class Site:
     lon: float | None = None
     status: Status = "auto"
     weight: int = 1
+    proxy_pool: str | None = None    # "PROXY/POOL" for every endpoint that does not name its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +152,15 @@ class Pool:
     latency_margin_ms: float = DEFAULT_MARGIN_MS
     latency_margin_pct: float = DEFAULT_MARGIN_PCT
     nets: NetTable | None = None    # the `net:` keys of `geo:`, as a lookup table built at load
+    # follow: a site's weight is scaled by the healthy share of its proxy pool's backend weight (not
+    # below capacity_floor); fixed: weights as written. Proxy reports: docs/proxy.md.
+    capacity: Capacity = "fixed"
+    capacity_floor: float = DEFAULT_CAPACITY_FLOOR
+
+    @staticmethod
+    def proxy_pool_of(site: Site, endpoint: Endpoint) -> str | None:
+        """The "PROXY/POOL" an endpoint fronts: its own `proxy_pool`, else its site's (None: not proxied)."""
+        return endpoint.proxy_pool or site.proxy_pool
 
     def site(self, name: str) -> Site:
         for site in self.sites:

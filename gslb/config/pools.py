@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any
 
 from gslb.config.check import parse_check
-from gslb.config.model import DEFAULT_MARGIN_MS, DEFAULT_MARGIN_PCT, Endpoint, Pool, Site
+from gslb.config.model import (
+    DEFAULT_CAPACITY_FLOOR,
+    DEFAULT_MARGIN_MS,
+    DEFAULT_MARGIN_PCT,
+    Endpoint,
+    Pool,
+    Site,
+)
 from gslb.config.nets import build_net_table
 from gslb.config.regions import Regions, missing_problem
 from gslb.config.registry import POLICIES
@@ -19,10 +27,12 @@ STATUSES = ("up", "down", "auto")
 CONTINENTS = frozenset({"AF", "AN", "AS", "EU", "NA", "OC", "SA"})
 GEO_ORDER = ("net", "subdivision", "country", "continent", "default")
 POOL_KEYS = {"policy", "ttl", "answers", "fallback", "all_down", "affinity", "check", "sites", "geo", "order",
-             "latency_margin_ms", "latency_margin_pct"}
-SITE_KEYS = {"region", "lat", "lon", "endpoints", "status", "weight"}
-ENDPOINT_KEYS = {"address", "weight", "status", "check_address", "check_port"}
+             "latency_margin_ms", "latency_margin_pct", "capacity", "capacity_floor"}
+SITE_KEYS = {"region", "lat", "lon", "endpoints", "status", "weight", "proxy_pool"}
+ENDPOINT_KEYS = {"address", "weight", "status", "check_address", "check_port", "proxy_pool"}
 MAX_WEIGHT = 1000
+CAPACITY = ("fixed", "follow")
+PROXY_POOL = re.compile(r"[A-Za-z0-9._-]{1,64}/[^/\s]{1,200}")   # PROXY/POOL: report_name / proxy pool name
 
 
 class _Where:
@@ -91,6 +101,18 @@ def _geo_rank(key: str) -> tuple[int, int]:
     return GEO_ORDER.index(kind), -int(key.rpartition("/")[2]) if kind == "net" else 0
 
 
+def _proxy_pool(src: Any, where: str, w: _Where) -> str | None:
+    """`proxy_pool: PROXY/POOL`: the proxy's `report_name` and the pool of its config (docs/proxy.md)."""
+    if not isinstance(src, SourceMap) or "proxy_pool" not in src:
+        return None
+    value = src["proxy_pool"]
+    if not isinstance(value, str) or not PROXY_POOL.fullmatch(value):
+        w.add(src.line_of("proxy_pool"), f"{where}: proxy_pool {short(value)}, expected PROXY/POOL (the proxy's "
+                                         "report_name and a pool of its config, e.g. eu-1/app)")
+        return None
+    return value
+
+
 def _endpoint(src: Any, where: str, w: _Where, line: int) -> Endpoint | None:
     if isinstance(src, str):
         src_map: Any = {"address": src}
@@ -119,7 +141,7 @@ def _endpoint(src: Any, where: str, w: _Where, line: int) -> Endpoint | None:
     if isinstance(src_map, SourceMap) and "check_port" in src_map:
         check_port = _int(src_map, "check_port", 0, 1, 65535, where, w) or None
     return Endpoint(address=address, weight=weight, status=status, check_address=check_address,
-                    check_port=check_port)
+                    check_port=check_port, proxy_pool=_proxy_pool(src_map, where, w))
 
 
 def _site(name: str, src: Any, where: str, regions: Regions, w: _Where, line: int,
@@ -164,6 +186,7 @@ def _site(name: str, src: Any, where: str, regions: Regions, w: _Where, line: in
         lat=None if lat is None else float(lat), lon=None if lon is None else float(lon),
         status=_choice(src, "status", STATUSES, "auto", where, w),
         weight=_int(src, "weight", 1, 0, MAX_WEIGHT, where, w),
+        proxy_pool=_proxy_pool(src, where, w),
     )
 
 
@@ -261,6 +284,10 @@ def _pool(name: str, src: SourceMap, regions: Regions, w: _Where) -> Pool | None
     if fallback is not None and not isinstance(fallback, str):
         w.add(src.line_of("fallback"), f"{where}: fallback must name a pool")
         fallback = None
+    capacity = _choice(src, "capacity", CAPACITY, "fixed", where, w)
+    if capacity == "follow" and not any(Pool.proxy_pool_of(s, e) for s in sites for e in s.endpoints):
+        w.add(src.line_of("capacity"), f"{where}: capacity: follow needs proxy_pool on its sites or endpoints "
+                                       "(the proxy pool whose backend weight each site follows)")
     return Pool(
         name=name, sites=tuple(sites), policy=policy,
         ttl=_int(src, "ttl", 30, 0, 86400, where, w),
@@ -272,6 +299,8 @@ def _pool(name: str, src: SourceMap, regions: Regions, w: _Where) -> Pool | None
         latency_margin_ms=_number(src, "latency_margin_ms", DEFAULT_MARGIN_MS, 0, 10_000, where, w),
         latency_margin_pct=_number(src, "latency_margin_pct", DEFAULT_MARGIN_PCT, 0, 100, where, w),
         nets=build_net_table(nets),
+        capacity=capacity,
+        capacity_floor=_number(src, "capacity_floor", DEFAULT_CAPACITY_FLOOR, 0.01, 1, where, w),
     )
 
 

@@ -17,7 +17,7 @@ from types import MappingProxyType
 
 from gslb.config.model import Target
 from gslb.config.overrides import Override, parse_selector
-from gslb.health.snapshot import EndpointHealth, HealthSnapshot, RegionView
+from gslb.health.snapshot import EndpointHealth, HealthSnapshot, ProxyPoolView, RegionView
 from gslb.health.statefile import target_key
 
 log = logging.getLogger("gslb.health")
@@ -31,6 +31,8 @@ def encode_snapshot(snapshot: HealthSnapshot) -> bytes:
                      "regions": {r: [v.state, v.rtt_ms, v.error, v.updated, v.prober_error]
                                  for r, v in h.regions.items()}}
                     for t, h in snapshot.targets.items()],
+        "proxies": {k: [v.healthy, v.total, v.healthy_weight, v.total_weight, v.updated]
+                    for k, v in snapshot.proxies.items()},
     }).encode() + b"\n"
 
 
@@ -47,7 +49,9 @@ def decode_snapshot(line: bytes, known: dict[str, Target]) -> HealthSnapshot:
     for *key, o in data["overrides"]:
         overrides[tuple(key)] = Override(parse_selector(o["selector"]), o["state"], o["reason"], o["source"],
                                          o["until"], o["by"], o["created"], o["file"], o["line"] or 0)
-    return HealthSnapshot(MappingProxyType(targets), MappingProxyType(overrides), data["version"])
+    proxies = {k: ProxyPoolView(*v) for k, v in data.get("proxies", {}).items()}
+    return HealthSnapshot(MappingProxyType(targets), MappingProxyType(overrides), data["version"],
+                          MappingProxyType(proxies))
 
 
 class SnapshotSender:

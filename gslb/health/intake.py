@@ -165,27 +165,31 @@ class ReportIntake:
         self._seen[sig.mac] = sig.stamp
         return sig
 
-    def admit(self, sig: Signature, region: str, peer: str | None = None) -> None:
-        """With the report parsed: its key may speak for `region`, and it is not older than the region's
-        last report. Records it as the region's latest.
+    def admit(self, sig: Signature, region: str | None, peer: str | None = None, source: str | None = None) -> None:
+        """With the report parsed: its key may speak for `region`, and it is not older than the last
+        report of its sender. Records it as the sender's latest. The sender is the region, or `source`
+        when given (a regional proxy, "proxy:NAME", ordered apart from its region's probers; None region:
+        it signs with the shared secret).
 
         :raises ReportRefused:
         """
+        source = source or region
+        assert source is not None, "a report names its region or its source"
         if sig.region is not None and sig.region != region:
             raise self.refuse("bad_signature", f"signed for region {sig.region} but reports region {region}",
-                              peer, region)
+                              peer, source)
         if region in self.region_keys and sig.region not in self.region_keys:
             raise self.refuse("bad_signature", f"region {region} has its own key (health.region_keys): a "
-                              "report signed with another key cannot speak for it", peer, region)
-        last = self.last_stamp.get(region, 0.0)
+                              "report signed with another key cannot speak for it", peer, source)
+        last = self.last_stamp.get(source, 0.0)
         if sig.stamp < last:
             # A captured report replayed within its window would bring back an old view.
             raise self.refuse("replay", f"report signed at {sig.stamp_text}, older than the last one from "
-                              f"region {region} ({last:.3f})", peer, region)
-        self.last_stamp[region] = sig.stamp
-        self.last_accepted[region] = time.time()
+                              f"{'region ' if source == region else ''}{source} ({last:.3f})", peer, source)
+        self.last_stamp[source] = sig.stamp
+        self.last_accepted[source] = time.time()
         self.accepted += 1
-        self._count(region, "accepted", trusted=True)
+        self._count(source, "accepted", trusted=True)
 
     def _count(self, region: str | None, result: str, trusted: bool = False) -> None:
         label = region if region is not None else "-"

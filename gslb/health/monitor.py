@@ -9,6 +9,8 @@
 - With no live region left, the last state holds for `grace` seconds, then every target is treated
   as up (fail open), logged and counted in `fail_open_total`.
 - The operator overrides in force (resolved by gslb/health/overrides.py) ride along in the snapshot.
+- So do the regional proxies' pool reports (gslb/health/proxyreport.py) while fresh: a proxy silent for
+  STALE_INTERVALS of its own interval drops out, and the probers alone decide its sites again.
 A new snapshot (version + 1) is published through `on_change` whenever a state, an override or an
 RTT (to another step: gslb/health/rttstep.py) changes.
 """
@@ -25,9 +27,10 @@ from gslb.config.health import HealthSettings
 from gslb.config.model import Target
 from gslb.config.overrides import Override
 from gslb.events import EventLog
+from gslb.health.proxyreport import ProxyReport
 from gslb.health.quorum import quorum
 from gslb.health.rttstep import rtt_step
-from gslb.health.snapshot import EndpointHealth, HealthSnapshot, ProberStatus, RegionView
+from gslb.health.snapshot import EndpointHealth, HealthSnapshot, ProberStatus, ProxyPoolView, RegionView
 
 log = logging.getLogger("gslb.health")
 STALE_INTERVALS = 3
@@ -48,6 +51,17 @@ class RegionReport:
     def live(self, now: float) -> bool:
         """Counted in the quorum: fresh, and its prober is not blind."""
         return self.fresh(now) and self.status.blind is None
+
+
+@dataclass(slots=True)
+class ProxySource:
+    """A regional proxy's last report and when it arrived (this server's clock)."""
+
+    report: ProxyReport
+    received: float
+
+    def fresh(self, now: float) -> bool:
+        return now - self.received <= STALE_INTERVALS * self.report.interval
 
 
 class HealthMonitor:
@@ -76,6 +90,9 @@ class HealthMonitor:
         self._last_live = clock()
         self._seeded = False
         self._mode: tuple[str, frozenset[str]] | None = None   # (live | grace | fail open, live regions)
+        self.proxies: dict[str, ProxySource] = {}              # proxy name -> its last report
+        self.proxy_views: Mapping[str, ProxyPoolView] = MappingProxyType({})   # fresh: "PROXY/POOL" -> view
+        self._silent_proxies: set[str] = set()
 
     def seed(self, states: Mapping[Target, str], age: float) -> None:
         """Start from states saved before a restart. They hold like a last known state: until a region
@@ -121,8 +138,49 @@ class HealthMonitor:
         self._publish(dict(self.snapshot.targets), ())
 
     def tick(self) -> None:
-        """Called every report interval: drops silent regions, applies grace and fail-open."""
+        """Called every report interval: drops silent regions and proxies, applies grace and fail-open."""
+        self.refresh_proxies()
         self.recompute(())
+
+    def proxy_report(self, report: ProxyReport) -> None:
+        """A regional proxy's pool states (admitted by the intake). Published at once when a pool's
+        counts moved; a heartbeat that changes nothing makes no new snapshot."""
+        name = report.proxy
+        if name in self._silent_proxies or name not in self.proxies:
+            self._silent_proxies.discard(name)
+            self.events.emit(log, "proxy.reporting", f"proxy {name} reporting, {len(report.pools)} pools",
+                             pool=None, region=report.region, reason="reporting")
+        self.proxies[name] = ProxySource(report, self.clock())
+        self.refresh_proxies()
+
+    def refresh_proxies(self) -> None:
+        """The fresh proxies' pool views; a new snapshot when they moved (a count, or a proxy gone silent)."""
+        now = self.clock()
+        views: dict[str, ProxyPoolView] = {}
+        for name, source in self.proxies.items():
+            if not source.fresh(now):
+                if name not in self._silent_proxies:
+                    self._silent_proxies.add(name)
+                    self.events.emit(log, "proxy.silent", f"proxy {name} stopped reporting ({now - source.received:.1f}"
+                                     " s): its sites are decided by the probers alone", region=source.report.region,
+                                     reason=f"no report for {now - source.received:.1f} s")
+                continue
+            for pool, view in source.report.pools.items():
+                views[f"{name}/{pool}"] = view
+        old = self.proxy_views
+        if views == dict(old):
+            return
+        for key, view in views.items():
+            before = old.get(key)
+            if view.healthy == 0 and (before is None or before.healthy > 0):
+                self.events.emit(log, "proxy.pool_empty", f"proxy pool {key}: no healthy backend "
+                                 f"({view.describe()}): the endpoints fronting it are withdrawn", pool=key,
+                                 reason=view.describe())
+            elif view.healthy > 0 and before is not None and before.healthy == 0:
+                self.events.emit(log, "proxy.pool_back", f"proxy pool {key}: {view.describe()}", pool=key,
+                                 reason=view.describe())
+        self.proxy_views = MappingProxyType(views)
+        self._publish(dict(self.snapshot.targets), ())
 
     def _live_regions(self, now: float) -> dict[str, RegionReport]:
         live = {}
@@ -213,10 +271,11 @@ class HealthMonitor:
 
     def _publish(self, targets: dict[Target, EndpointHealth], todo: Iterable[Target]) -> None:
         old = self.published
-        changed = set(targets) != set(old.targets) or dict(self.overrides) != dict(old.overrides) or any(
+        changed = set(targets) != set(old.targets) or dict(self.overrides) != dict(old.overrides) \
+            or dict(self.proxy_views) != dict(old.proxies) or any(
             old.of(t).state != targets[t].state or _rtt_moved(old.of(t).regions, targets[t].regions) for t in todo)
         self.snapshot = HealthSnapshot(MappingProxyType(targets), self.overrides,
-                                       old.version + 1 if changed else old.version)
+                                       old.version + 1 if changed else old.version, self.proxy_views)
         if changed:
             self.published = self.snapshot
             self.on_change(self.snapshot)

@@ -81,7 +81,12 @@ def decode_report(body: bytes, known: Mapping[str, Target]) -> tuple[str, float,
 
     :raises ValueError: when the body is not a report (also KeyError, TypeError on a wrong shape).
     """
-    data = json.loads(body)
+    return decode_report_data(json.loads(body), known)
+
+
+def decode_report_data(data, known: Mapping[str, Target]) -> tuple[str, float, dict[Target, RegionView],
+                                                                    ProberStatus]:
+    """`decode_report` of the JSON already parsed (gslb/health/proxyreport.py tells the kinds apart)."""
     region, interval = str(data["region"]), float(data["interval"])
     if not region or not 0.05 <= interval <= 3600:
         raise ValueError("region must be named and interval within 0.05..3600 s")

@@ -60,6 +60,29 @@ _UNKNOWN = EndpointHealth()
 
 
 @dataclass(frozen=True, slots=True)
+class ProxyPoolView:
+    """What a regional proxy last reported of one of its pools (gslb/health/proxyreport.py). Only fresh
+    reports are in a snapshot: a silent proxy's pools drop out and the probers alone decide again."""
+
+    healthy: int                     # backends healthy (not drained, weight > 0)
+    total: int                       # backends configured
+    healthy_weight: int              # summed weight of the healthy ones
+    total_weight: int                # summed weight of all of them
+    updated: float = field(default=0.0, compare=False)   # unix time the report was signed
+
+    @property
+    def fraction(self) -> float:
+        """The healthy share of the pool's backend weight (of its backends, when every weight is 0)."""
+        if self.total_weight > 0:
+            return self.healthy_weight / self.total_weight
+        return self.healthy / self.total if self.total else 0.0
+
+    def describe(self) -> str:
+        return (f"{self.healthy} of {self.total} backends healthy, weight {self.healthy_weight}/"
+                f"{self.total_weight}")
+
+
+@dataclass(frozen=True, slots=True)
 class HealthSnapshot:
     """Every target's health and the operator's overrides in force: (zone origin, pool, site, address) ->
     the entry that decides that endpoint (gslb/health/overrides.py resolves the precedence)."""
@@ -67,10 +90,15 @@ class HealthSnapshot:
     targets: Mapping[Target, EndpointHealth] = field(default_factory=lambda: _EMPTY)
     overrides: Mapping[tuple[str, str, str, str], Override] = field(default_factory=lambda: _EMPTY)
     version: int = 0
+    proxies: Mapping[str, ProxyPoolView] = field(default_factory=lambda: _EMPTY)   # "PROXY/POOL" -> fresh view
 
     def forced(self, zone: str, pool: str, site: str, address: str) -> Override | None:
         """The override deciding this endpoint of `pool`/`site` in `zone`, if any."""
         return self.overrides.get((zone, pool, site, address)) if self.overrides else None
+
+    def proxy(self, key: str | None) -> ProxyPoolView | None:
+        """The fresh report of a proxy pool ("PROXY/POOL"), or None (not reported, or its proxy went silent)."""
+        return self.proxies.get(key) if key is not None and self.proxies else None
 
     def of(self, target: Target) -> EndpointHealth:
         """Health of a target; `unknown` if it was never probed."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +16,9 @@ from gslb.config.yamlsrc import SourceList, SourceMap, load_yaml_file, short
 from gslb.errors import ConfigError, Problem
 
 TOP_KEYS = {"listen", "admin", "pools", "routes", "admin_token", "sticky_secret", "timeouts", "limits",
-            "rate_limit", "drain_timeout", "retries", "access_log", "fail_open", "notify"}
+            "rate_limit", "drain_timeout", "retries", "access_log", "fail_open", "notify",
+            "report_to", "report_name", "report_key", "report_region", "report_interval"}
+REPORT_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")     # the PROXY of a zone's proxy_pool: PROXY/POOL
 POOL_KEYS = {"algorithm", "backends", "check", "sticky", "hash", "slow_start", "outlier", "max_connections",
              "fail_open"}
 BACKEND_KEYS = {"address", "weight", "drain", "max_connections"}
@@ -110,6 +114,17 @@ class AccessLogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportConfig:
+    """`report_to:` and its keys: the proxy's pool state sent to DNS nodes (docs/proxy.md, "Reporting to DNS")."""
+
+    to: tuple[str, ...]              # DNS nodes' API base URLs
+    name: str                        # this proxy, as zones name it in proxy_pool: NAME/POOL
+    key: str                         # signs like a prober: the nodes' health.secret or region_keys[region]
+    region: str | None = None        # with a region key: the region it belongs to (named in the signature)
+    interval: float = 1.0            # heartbeat; a change is sent at once
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyConfig:
     file: str
     listen: tuple[Listener, ...]
@@ -125,6 +140,7 @@ class ProxyConfig:
     retries: int = 1                 # extra attempts for idempotent requests when a connect fails
     access_log: AccessLogConfig | None = field(default_factory=AccessLogConfig)   # None: off
     notify: tuple[NotifyTarget, ...] = ()      # webhooks that receive the proxy's events
+    report: ReportConfig | None = None         # None: no report_to, DNS sees this proxy through its checks only
 
 
 def _hostport(text: Any) -> tuple[str, int] | None:
@@ -328,6 +344,39 @@ def _access_log(src: SourceMap, p: _P) -> AccessLogConfig | None:
                            float(p.number(options, "flush", 1.0, 0.01, "access_log: ")))
 
 
+def _report(src: SourceMap, p: _P) -> ReportConfig | None:
+    """`report_to` (a list of DNS API URLs) with `report_name`, `report_key` (or $GSLB_REPORT_KEY),
+    `report_region` and `report_interval`; the others are refused without `report_to`."""
+    if "report_to" not in src:
+        for key in ("report_name", "report_key", "report_region", "report_interval"):
+            if key in src:
+                p.add(src, key, f"{key} without report_to: nothing would be reported")
+        return None
+    urls = src["report_to"]
+    urls = urls if isinstance(urls, list) else [urls]
+    if not urls or not all(isinstance(u, str) and u.startswith(("http://", "https://")) for u in urls):
+        p.add(src, "report_to", f"report_to {short(src['report_to'])}, expected a list of DNS API URLs "
+                                "(http://ns1:8053)")
+    name = src.get("report_name", socket.gethostname().split(".")[0])
+    if not isinstance(name, str) or not REPORT_NAME.fullmatch(name):
+        p.add(src, "report_name", f"report_name {short(name)}, expected letters, digits, '.', '_' or '-' "
+                                  "(up to 64): zones name this proxy by it (proxy_pool: NAME/POOL)")
+    key = src.get("report_key") or os.environ.get("GSLB_REPORT_KEY")
+    if not key:
+        p.add(src, "report_to", "report_to needs a key: report_key or $GSLB_REPORT_KEY (the DNS nodes' "
+                                "health.secret, or with report_region that region's health.region_keys entry)")
+    elif not isinstance(key, str):
+        p.add(src, "report_key", "report_key: expected the key as text")
+    region = src.get("report_region")
+    if region is not None and (not isinstance(region, str) or not REPORT_NAME.fullmatch(region)):
+        p.add(src, "report_region", f"report_region {short(region)}, expected a region name")
+    interval = float(p.number(src, "report_interval", 1.0, 0.1, ""))
+    if interval > 60:
+        p.add(src, "report_interval", f"report_interval {short(interval)}, expected 0.1..60 seconds")
+    return ReportConfig(tuple(str(u).rstrip("/") for u in urls if isinstance(u, str)), str(name), str(key or ""),
+                        None if region is None else str(region), interval)
+
+
 def load_proxy_config(path: str) -> ProxyConfig:
     """Read and validate a proxy YAML file.
 
@@ -382,6 +431,7 @@ def load_proxy_config(path: str) -> ProxyConfig:
     retries = p.number(src, "retries", 1, 0, "", True)
     access_log = _access_log(src, p)
     notify = parse_notify(src.get("notify"), p.problems, (path, src.line_of("notify")))
+    report = _report(src, p)
     if p.problems:
         raise ConfigError(p.problems)
     token = src.get("admin_token") or os.environ.get("GSLB_ADMIN_TOKEN")
@@ -390,4 +440,5 @@ def load_proxy_config(path: str) -> ProxyConfig:
         admin_token=None if token is None else str(token),
         sticky_secret=str(src.get("sticky_secret") or token or ""),
         timeouts=timeouts, limits=limits, rate_limit=rate,
-        drain_timeout=drain_timeout, retries=retries, access_log=access_log, notify=notify)
+        drain_timeout=drain_timeout, retries=retries, access_log=access_log, notify=notify,
+        report=report)

@@ -21,6 +21,7 @@ from gslb.proxy.admin import make_admin_app
 from gslb.proxy.config import Listener, ProxyConfig, load_proxy_config
 from gslb.proxy.core import Proxy
 from gslb.proxy.http import ClientConnection
+from gslb.proxy.reporter import ProxyReporter, routed_counts
 from gslb.proxy.shared import WorkerShare, cleanup
 
 log = logging.getLogger("gslb.proxy")
@@ -65,6 +66,7 @@ class ProxyServer:
         self.addresses: list[tuple[str, int]] = []
         self._watch: asyncio.Task | None = None
         self._stamp = self._mtime()
+        self.reporter: ProxyReporter | None = None     # report_to: pool state to DNS (the admin worker's)
 
     def _mtime(self) -> float | None:
         try:
@@ -93,6 +95,15 @@ class ProxyServer:
             self.admin_address = site._server.sockets[0].getsockname()[:2]
             log.info("proxy admin on http://%s:%d", *self.admin_address)
         self._watch = asyncio.create_task(self._watch_file())
+        await self._start_reporter()
+
+    async def _start_reporter(self) -> None:
+        """One process reports (with --workers, the admin worker: they all check the same backends)."""
+        if self.config.report is None or not self.with_admin:
+            return
+        self.reporter = ProxyReporter(self.config.report, lambda: routed_counts(self.proxy.config, self.proxy.pools),
+                                      self.events)
+        await self.reporter.start()
 
     async def reload(self) -> bool:
         """Load the config file again; a broken file keeps the running config (every problem logged)."""
@@ -113,8 +124,14 @@ class ProxyServer:
             self.notifier = Notifier(config.notify)
             self.events.subscribe(self.notifier.submit)
             await self.notifier.start()
+        report_changed = config.report != self.config.report
         self.config = config
         await self.proxy.reload(config)
+        if report_changed:
+            if self.reporter is not None:
+                await self.reporter.stop()
+                self.reporter = None
+            await self._start_reporter()
         log.info("proxy config reloaded from %s", config.file)
         return True
 
@@ -129,6 +146,8 @@ class ProxyServer:
     async def shutdown(self) -> None:
         """Stop accepting, let requests in flight finish (up to drain_timeout), then close everything."""
         self.proxy.stopping = True
+        if self.reporter is not None:          # DNS withdraws this proxy's sites before its listeners close
+            await self.reporter.stop(draining=True)
         if self._watch:
             self._watch.cancel()
         self._sweep.cancel()

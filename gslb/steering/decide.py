@@ -44,7 +44,7 @@ class SteeringData:
 @dataclass(frozen=True, slots=True)
 class Candidate:
     address: str
-    weight: int
+    weight: float        # endpoint weight x site weight (x the proxy pool's healthy share, capacity: follow)
     site: str
 
 
@@ -75,7 +75,8 @@ def endpoint_usable(endpoint: Endpoint, site: Site, pool: Pool, health: HealthSn
                     ignore_health: bool = False, zone: str = "") -> tuple[bool, str]:
     """Whether an endpoint of `pool` in `zone` (its origin) may be answered, and the word explaining why.
 
-    Precedence: weight 0 (drained) > override (docs/overrides.md) > endpoint `status` > site `status` > health.
+    Precedence: weight 0 (drained) > override (docs/overrides.md) > endpoint `status` > site `status` >
+    the regional proxy's report (`proxy_pool`: no healthy backend takes it down; never holds it up) > health.
     """
     if endpoint.weight == 0 or site.weight == 0:
         return False, "drained (weight 0)"
@@ -86,12 +87,28 @@ def endpoint_usable(endpoint: Endpoint, site: Site, pool: Pool, health: HealthSn
         return endpoint.status == "up", f"{endpoint.status} (status)"
     if site.status != "auto":
         return site.status == "up", f"{site.status} (site status)"
-    if pool.check is None:
+    if pool.check is None and Pool.proxy_pool_of(site, endpoint) is None:
         return True, "up (no check)"
     if ignore_health:
         return True, "up (serve_all)"
+    key = Pool.proxy_pool_of(site, endpoint)
+    view = health.proxy(key)
+    if view is not None and view.healthy == 0:
+        return False, f"down (proxy {key}: {view.describe()})"
+    note = f"; proxy {key}: {view.describe()}" if view is not None else ""
+    if pool.check is None:
+        return True, "up (no check)" + note
     state = health.of(pool.target_of(endpoint)).state  # type: ignore[arg-type]
-    return state != "down", state
+    return state != "down", state + note
+
+
+def capacity_share(pool: Pool, site: Site, endpoint: Endpoint, health: HealthSnapshot) -> float:
+    """What an endpoint's weight is multiplied by: with `capacity: follow`, the healthy share of its proxy
+    pool's backend weight, not below `capacity_floor`; 1 otherwise, or while its proxy is not reporting."""
+    if pool.capacity != "follow":
+        return 1.0
+    view = health.proxy(Pool.proxy_pool_of(site, endpoint))
+    return 1.0 if view is None else max(pool.capacity_floor, min(1.0, view.fraction))
 
 
 def _tier_candidates(tier: Tier, pool: Pool, family: int, health: HealthSnapshot,
@@ -105,7 +122,8 @@ def _tier_candidates(tier: Tier, pool: Pool, family: int, health: HealthSnapshot
             usable, why = endpoint_usable(endpoint, site, pool, health, ignore_health, zone)
             words.append(f"{endpoint.address} {why}")
             if usable:
-                found.append(Candidate(endpoint.address, endpoint.weight * site.weight, site.name))
+                weight = endpoint.weight * site.weight * capacity_share(pool, site, endpoint, health)
+                found.append(Candidate(endpoint.address, weight, site.name))
         trace.append(f"  site {site.name}: {tier.why}; " + (", ".join(words) or f"no IPv{family} endpoint"))
     return found
 
