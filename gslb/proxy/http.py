@@ -151,13 +151,16 @@ def refused(exc: BaseException) -> bool:
     return isinstance(exc, (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError))
 
 
+BAD_HOST = re.compile(r"[ \t/@\\,]")
+
+
 def host_problem(req: Request) -> str | None:
     """Why the request's Host is unacceptable (RFC 9112 3.2: exactly one Host in HTTP/1.1), or None."""
     if req.hosts > 1:
         return "more than one Host header"
     if not req.hosts and req.version == "1.1":
         return "no Host header"
-    if req.hosts and any(c in req.host for c in (" ", "\t", "/", "@", "\\", ",")):
+    if req.hosts and BAD_HOST.search(req.host):
         return "invalid Host header"
     return None
 
@@ -181,6 +184,32 @@ class Waiting:
 class ClientConnection(asyncio.Protocol):
     """One client TCP (or TLS) connection."""
 
+    # slots: faster attribute access on the request path, no dict per object
+    __slots__ = (
+        "blocked",
+        "body_bytes",
+        "client",
+        "client_bytes",
+        "closed",
+        "exchange",
+        "head_count",
+        "head_seen",
+        "headers",
+        "idle_since",
+        "in_head",
+        "parser",
+        "paused",
+        "policy",
+        "raw",
+        "request",
+        "scheme",
+        "target",
+        "tls",
+        "transport",
+        "tunnel",
+        "waiting",
+    )
+
     def __init__(self, policy: Policy, tls: bool):
         self.policy = policy
         self.tls = tls
@@ -193,6 +222,8 @@ class ClientConnection(asyncio.Protocol):
         self.waiting: deque[Waiting] = deque()
         self.tunnel: UpstreamConnection | None = None
         self.client = "?"
+        self.client_bytes = b"?"
+        self.headers: list[tuple[bytes, bytes]] = []
         self.body_bytes = 0
         self.in_head = False                   # between a request's first byte and the end of its head
         self.head_seen = 0                     # bytes of reads that were all head (see data_received)
@@ -208,6 +239,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else "?"
+        self.client_bytes = self.client.encode()
         self.policy.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -335,7 +367,7 @@ class ClientConnection(asyncio.Protocol):
                 req.xff = value if req.xff is None else req.xff     # the first, as before
             elif low == b"x-request-id":
                 if req.request_id is None:
-                    req.request_id = value.decode("latin-1")
+                    req.request_id = value
             elif low == b"expect":
                 req.expect = req.expect or value.lower() == b"100-continue"
         req.hosts = hosts
@@ -443,6 +475,36 @@ class ClientConnection(asyncio.Protocol):
 class Exchange:
     """One request in flight between a client connection and a backend."""
 
+    # slots: faster attribute access on the request path, no dict per object
+    __slots__ = (
+        "activity",
+        "attempts",
+        "backend",
+        "batch",
+        "blame",
+        "body_done",
+        "client",
+        "client_close",
+        "finished",
+        "head_sent",
+        "held",
+        "pending",
+        "pending_bytes",
+        "pick",
+        "policy",
+        "req",
+        "request_id",
+        "response_chunked",
+        "response_close",
+        "retried",
+        "reused",
+        "set_cookie",
+        "started",
+        "status",
+        "tried",
+        "upstream",
+    )
+
     def __init__(self, policy: Policy, client: ClientConnection, req: Request, pick: Pick):
         self.policy, self.client, self.req, self.pick = policy, client, req, pick
         self.backend = backend = pick.backend
@@ -467,7 +529,7 @@ class Exchange:
         self.batch: list[bytes] | None = None   # client writes collected while one upstream read is parsed
         policy.inflight.add(self)
         # getrandbits, not os.urandom: no system call per request, and an ID need not be a secret
-        self.request_id = req.request_id or f"{random.getrandbits(64):016x}"
+        self.request_id = req.request_id or b"%016x" % random.getrandbits(64)
         backend.active += 1
         self._connect()
 
@@ -497,13 +559,13 @@ class Exchange:
                     lines.append(b"\r\n" + name + b": " + value)
         if not req.host:            # HTTP/1.0 without Host, forwarded as HTTP/1.1, which must have one
             lines.append(b"\r\nHost: " + self.backend.address.encode())
-        client = req.client.encode()
+        client = self.client.client_bytes
         xff = req.xff
         lines.append(b"\r\nX-Forwarded-For: " + (xff + b", " + client if xff else client))
         lines.append(b"\r\nX-Forwarded-Proto: " + self.client.scheme)
         if req.host:
             lines.append(b"\r\nX-Forwarded-Host: " + req.host.encode("latin-1"))
-        lines.append(b"\r\nX-Request-ID: " + self.request_id.encode())
+        lines.append(b"\r\nX-Request-ID: " + self.request_id)
         if req.upgrade:
             lines.append(b"\r\nConnection: Upgrade")
         elif req.chunked:
@@ -666,7 +728,7 @@ class Exchange:
             lines.append(b"\r\nConnection: keep-alive")   # 1.0 closes unless told otherwise
         if self.set_cookie:
             lines.append(b"\r\n" + self.set_cookie)
-        lines.append(b"\r\nX-Request-ID: " + self.request_id.encode() + b"\r\n\r\n")
+        lines.append(b"\r\nX-Request-ID: " + self.request_id + b"\r\n\r\n")
         self._to_client(b"".join(lines))
         self.head_sent = True
 
@@ -791,6 +853,22 @@ class Exchange:
 
 class UpstreamConnection(asyncio.Protocol):
     """A connection to a backend; parses responses for whichever exchange holds it."""
+
+    # slots: faster attribute access on the request path, no dict per object
+    __slots__ = (
+        "backend",
+        "closed",
+        "exchange",
+        "got_bytes",
+        "head_buf",
+        "head_done",
+        "head_only",
+        "head_seen",
+        "parser",
+        "parser_clean",
+        "transport",
+        "tunnel_to",
+    )
 
     def __init__(self, backend: BackendState):
         self.backend = backend

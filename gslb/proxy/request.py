@@ -51,7 +51,7 @@ class Request:
         self.chunked = False
         self.length: int | None = None
         self.xff: bytes | None = None
-        self.request_id: str | None = None
+        self.request_id: bytes | None = None   # X-Request-ID as the client sent it
         self.expect = False              # Expect: 100-continue
         self.version = "1.1"
         self.keep_alive = True

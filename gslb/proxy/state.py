@@ -52,13 +52,13 @@ class BackendState:
 
     @property
     def healthy(self) -> bool:
-        if time.monotonic() < self.ejected_until:
+        if self.ejected_until and time.monotonic() < self.ejected_until:    # 0.0: never ejected
             return False
         return self.health is None or self.health.state != "down"
 
     def usable(self) -> bool:
         limit = self.config.max_connections
-        return self.healthy and not self.drain and self.config.weight > 0 and (not limit or self.active < limit)
+        return not self.drain and self.config.weight > 0 and (not limit or self.active < limit) and self.healthy
 
     def effective_weight(self) -> float:
         """The weight, ramped up linearly over `slow_start` seconds after the backend came (back) up."""
