@@ -138,6 +138,29 @@ def test_sighup_reopens_the_file_for_logrotate(backend, tmp_path):
     assert numbers(log) == list(range(3))
 
 
+def test_sighup_reopens_the_file_even_when_the_config_is_broken(backend, tmp_path):
+    log = tmp_path / "access.log"
+    path = tmp_path / "p.yaml"
+    text = config([backend]).replace("access_log: false", f"access_log: {{path: {log}, flush: 600}}")
+    proc, port = start(path, text)
+    try:
+        get_many(port, 2)
+        path.write_text(text + "retries: many\n")  # a mistake: the running config stays
+        os.rename(log, tmp_path / "access.log.1")
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not log.exists():
+            time.sleep(0.05)
+        get_many(port, 1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert numbers(tmp_path / "access.log.1") == [0, 1]
+    assert numbers(log) == [0]
+
+
 def test_an_unwritable_log_is_a_clear_error_at_start(backend, tmp_path):
     blocked = tmp_path / "dir"
     blocked.mkdir()

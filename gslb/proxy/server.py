@@ -88,7 +88,7 @@ class ProxyServer:
         self.proxy.start_checks()
         self._sweep = asyncio.create_task(self.proxy.sweep())
         if self.with_admin:
-            self.admin_runner = web.AppRunner(make_admin_app(lambda: self.proxy), access_log=None)
+            self.admin_runner = web.AppRunner(make_admin_app(lambda: self.proxy, lambda: self.reporter), access_log=None)
             await self.admin_runner.setup()
             site = web.TCPSite(self.admin_runner, *self.config.admin)
             await site.start()
@@ -113,6 +113,7 @@ class ProxyServer:
             for problem in exc.problems:
                 log.error("%s", problem)
             log.error("proxy config %s not reloaded: keeping the running config", self.config.file)
+            self.proxy.reopen_access_log(self.config.access_log)   # logrotate's SIGHUP still reopens it
             return False
         if not config.sticky_secret:    # keep the running random key: issued cookies stay valid
             config = dataclasses.replace(config, sticky_secret=self.config.sticky_secret)
