@@ -24,11 +24,14 @@ from gslb.dns.rrl import DROP, PASS, SLIP, RateLimiter, slip_answer
 from gslb.dns.slow import answer as slow_answer
 from gslb.dns.table import AnswerTable
 from gslb.dns.tcpguard import TcpGuard
+from gslb.dns.udpbatch import BatchedUdp, udp_mode
 from gslb.dns.wire import DnsError, FormErr
 
 log = logging.getLogger("gslb.dns")
 
 
+UDP_MODE_TEXT = {"c": "batches (recvmmsg/sendmmsg, C extension)", "python": "batches (pure Python)",
+                 "asyncio": "one datagram per event-loop callback"}
 FAILURE_LOG_INTERVAL = 10.0   # seconds between two log lines about bad input (or about our own failures)
 
 
@@ -283,15 +286,21 @@ def _bind_pair(host: str, port: int, reuse_port: bool = False) -> tuple[socket.s
 
 
 async def start_dns(handler: Handler, host: str, port: int, reuse_port: bool = False,
-                    tcp_guard: TcpGuard | None = None) -> tuple[asyncio.BaseTransport, asyncio.Server]:
+                    tcp_guard: TcpGuard | None = None) -> tuple[asyncio.BaseTransport | BatchedUdp, asyncio.Server]:
     """Bind UDP and TCP on one address; returns both so they can be closed.
 
     `tcp_guard` holds the TCP caps and timeouts; pass the same one for every listen address so that
-    the caps count the whole process (default: one of its own with the default limits).
+    the caps count the whole process (default: one of its own with the default limits). UDP is served
+    in batches (gslb/dns/udpbatch.py) unless GSLB_DNS_UDP=asyncio or batching is not available here.
     """
     loop = asyncio.get_running_loop()
     guard = tcp_guard if tcp_guard is not None else TcpGuard(TcpLimits())
+    mode = udp_mode()
     udp_sock, tcp_sock = _bind_pair(host, port, reuse_port)
-    udp, _ = await loop.create_datagram_endpoint(lambda: UdpServer(handler), sock=udp_sock)
+    if mode == "asyncio":
+        udp, _ = await loop.create_datagram_endpoint(lambda: UdpServer(handler), sock=udp_sock)
+    else:
+        udp = BatchedUdp(udp_sock, handler, mode)
+    log.debug("UDP on %s port %d: %s", host, udp_sock.getsockname()[1], UDP_MODE_TEXT[mode])
     tcp = await loop.create_server(lambda: TcpServer(handler, guard), sock=tcp_sock)
     return udp, tcp
