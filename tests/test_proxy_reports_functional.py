@@ -199,6 +199,10 @@ def test_backends_die_both_nodes_withdraw_at_once_and_return(fleet):
         assert e["proxy"]["healthy"] == 0 and e["proxy"]["counted"], e["proxy"]
         kinds = [ev.kind for ev in n.server.health_service.events.ring]
         assert "proxy.pool_empty" in kinds
+    # While the nodes take its reports, the proxy's /healthz leaves the empty pool to them: the checks do
+    # not mark eu down, so its return waits for no `rise` of theirs.
+    with urllib.request.urlopen(f"http://{EU}:{proxies['eu'].admin_port}/healthz", timeout=5) as resp:
+        assert resp.status == 200 and json.load(resp)["told_dns_by_report"] is True
     for b in backends["eu"]:
         b.start()
     back = wait_until(lambda: all(answers(n) == [EU] for n in nodes), 5, "both nodes answer eu again")
@@ -229,6 +233,10 @@ def test_silent_proxy_falls_back_to_the_checks(fleet):
     wait_until(lambda: all(answers(n) == [US] for n in nodes), 5, "withdrawn by the report")
     proxies["eu"].write(report=False)     # the proxy keeps running (it reloads its file) but stops reporting
     wait_until(lambda: all("eu-1/app" not in live_proxies(n) for n in nodes), 8, "eu-1 silent on both nodes", 0.05)
+    # Not reporting, its /healthz counts the empty pool again: the checks take eu down themselves.
+    wait_until(lambda: all(endpoint(health(n), "fo", EU)["state"] == "down" for n in nodes), 8,
+               "the checks see eu down", 0.1)
+    assert all(answers(n) == [US] for n in nodes)
     # Its last report said the pool is empty; were it still counted, eu would stay out for good. Stale, it
     # is not: the checks, which see /healthz turn 200 again, bring eu back.
     for b in backends["eu"]:

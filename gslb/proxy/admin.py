@@ -18,6 +18,7 @@ from gslb.proxy.metrics import ProxyCollector
 from gslb.proxy.shared import merged
 
 PROXY = web.AppKey("proxy", Any)
+REPORTER = web.AppKey("reporter", Any)     # () -> the running reporter.ProxyReporter or None
 METRICS = web.AppKey("metrics", CollectorRegistry)
 UI = Path(__file__).parent / "ui"
 log = logging.getLogger("gslb.proxy")
@@ -28,13 +29,22 @@ def proxy_of(request: web.Request) -> Proxy:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """200 while every routed pool has a healthy backend; 503 otherwise, so DNS withdraws this region."""
+    """200 while every routed pool has a healthy backend; 503 otherwise, so DNS withdraws this region.
+
+    With `report_to`, while every DNS node takes the reports, an empty pool is told to DNS by the report
+    (at once, and it returns on the report) and /healthz stays 200: it then says only that this proxy is
+    alive and reachable. Were it 503 too, the checks would mark the site down and its return would wait
+    for their `rise` on top of the report. Once a node stops taking the reports, 503 again."""
     proxy = proxy_of(request)
     routed = {name for route in proxy.config.routes for name, _ in route.pools}
     empty = sorted(name for name in routed if proxy.pools[name].healthy_count() == 0)
     if proxy.stopping:
         return web.json_response({"ok": False, "why": "draining for shutdown"}, status=503)
     if empty:
+        reporter = request.app[REPORTER]()
+        if reporter is not None and reporter.delivering():
+            return web.json_response({"ok": True, "pools_without_healthy_backend": empty,
+                                      "told_dns_by_report": True})
         return web.json_response({"ok": False, "pools_without_healthy_backend": empty}, status=503)
     return web.json_response({"ok": True})
 
@@ -103,10 +113,12 @@ async def metrics(request: web.Request) -> web.Response:
     return exposition(request.app[METRICS])
 
 
-def make_admin_app(get_proxy) -> web.Application:
-    """The admin app; `get_proxy()` returns the live Proxy (it changes on reload)."""
+def make_admin_app(get_proxy, get_reporter=lambda: None) -> web.Application:
+    """The admin app; `get_proxy()` returns the live Proxy (it changes on reload), `get_reporter()` the
+    running report_to reporter or None."""
     app = web.Application()
     app[PROXY] = get_proxy
+    app[REPORTER] = get_reporter
     app[METRICS] = make_registry(ProxyCollector(get_proxy))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/v1/backends", backends)

@@ -56,6 +56,7 @@ class ProxyReporter:
         self.sent: dict[str, int] = dict.fromkeys(self.urls, 0)      # reports each node took
         self.failed: dict[str, int] = dict.fromkeys(self.urls, 0)    # refused or lost
         self.failing: set[str] = set()
+        self.accepted_at: dict[str, float] = dict.fromkeys(self.urls, 0.0)   # monotonic: last report taken
         self.last: dict[str, Counts] | None = None
         self._latest: bytes | None = None
         self._wake = {url: asyncio.Event() for url in self.urls}
@@ -96,6 +97,12 @@ class ProxyReporter:
         if self.session is not None:
             await self.session.close()
 
+    def delivering(self) -> bool:
+        """Every node took a report within the last 2 intervals (a node drops a proxy silent for 3): the
+        proxy's /healthz may then leave the pools to the reports (gslb/proxy/admin.py)."""
+        now = time.monotonic()
+        return all(now - at <= 2 * self.settings.interval for at in self.accepted_at.values())
+
     async def _watch(self) -> None:
         """Report at once on a change, else every interval."""
         sent_at = 0.0
@@ -133,6 +140,7 @@ class ProxyReporter:
                 if resp.status != 200:
                     raise aiohttp.ClientError(f"{resp.status} {(await resp.text())[:200]}")
             self.sent[url] += 1
+            self.accepted_at[url] = time.monotonic()
             if url in self.failing:
                 self.failing.discard(url)
                 log.info("reporting to %s again", url)

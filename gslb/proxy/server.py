@@ -88,7 +88,7 @@ class ProxyServer:
         self.proxy.start_checks()
         self._sweep = asyncio.create_task(self.proxy.sweep())
         if self.with_admin:
-            self.admin_runner = web.AppRunner(make_admin_app(lambda: self.proxy), access_log=None)
+            self.admin_runner = web.AppRunner(make_admin_app(lambda: self.proxy, lambda: self.reporter), access_log=None)
             await self.admin_runner.setup()
             site = web.TCPSite(self.admin_runner, *self.config.admin)
             await site.start()
