@@ -17,12 +17,13 @@ import json
 import os
 import sys
 
-from gslb.config import api, check, overrides, pools, zone
+from gslb.config import api, overrides, pools, zone
+from gslb.config.check import CHECK_FIELDS
 from gslb.config.dnslimits import TCP_FIELDS, TcpLimits
 from gslb.config.health import HEALTH_FIELDS, HealthSettings
-from gslb.config.kit import HOSTPORT_PATTERN, object_schema
+from gslb.config.kit import HOSTPORT_PATTERN, Int, object_schema
 from gslb.config.limits import LIMIT_FIELDS
-from gslb.config.model import Check, Pool, Site, ZoneLimits
+from gslb.config.model import Check, Endpoint, Pool, Site, ZoneLimits
 from gslb.config.notify import notify_schema
 from gslb.config.registry import ALGORITHMS, CHECK_TYPES, POLICIES, RECORD_TYPES, Registry
 from gslb.config.rrl import RRL_FIELDS, RateLimitSettings
@@ -32,97 +33,42 @@ from gslb.proxy import config as proxy
 FILES = ("zone", "server", "overrides", "proxy")
 
 _STR = {"type": "string", "minLength": 1}
-_BOOL = {"type": "boolean"}
+_NAMES = {"type": "array", "items": {"type": "string"}}
 
 
-def _int(lo: int, hi: int | None = None) -> dict:
-    return {"type": "integer", "minimum": lo} | ({} if hi is None else {"maximum": hi})
-
-
-def _num(lo: float, hi: float | None = None) -> dict:
-    return {"type": "number", "minimum": lo} | ({} if hi is None else {"maximum": hi})
-
-
-def _enum(registry: Registry) -> dict:
-    return {"enum": list(registry.names),
-            "description": "; ".join(f"{name}: {what}" for name, what in registry.descriptions.items())}
+def _described(schema: dict, key: str, registry: Registry) -> dict:
+    """`schema` with what each name of `key` (a registry's choice) does in its description."""
+    schema["properties"][key]["description"] = "; ".join(f"{n}: {what}" for n, what in registry.descriptions.items())
+    return schema
 
 
 def _one_or_list(item: dict) -> dict:
     return {"anyOf": [item, {"type": "array", "minItems": 1, "items": item}]}
 
 
-def _object(properties: dict, known: object, where: str, required: tuple[str, ...] = (),
-            defaults: object = None) -> dict:
-    """A mapping with exactly the keys the loader knows (`known`): a key on one side only is a bug here."""
-    missing, extra = set(known) - set(properties), set(properties) - set(known)
-    if missing or extra:
-        raise AssertionError(f"schema of {where} out of step with its loader: "
-                             f"not described {sorted(missing)}, not accepted {sorted(extra)}")
-    for key, schema in properties.items():
-        default = getattr(defaults, key, None) if defaults is not None else None
-        if isinstance(default, (bool, int, float, str)) and "default" not in schema:
-            schema["default"] = default
-    out = {"type": "object", "properties": properties, "additionalProperties": False}
-    return out | ({"required": list(required)} if required else {})
-
-
 def check_schema() -> dict:
     """`check:` of a zone pool or a proxy pool (gslb/config/check.py)."""
-    status = {"anyOf": [_int(100, 599), {"type": "string", "pattern": r"^\s*([1-5][xX][xX]|\d{3}(\s*-\s*\d{3})?)\s*$"}]}
-    props = {
-        "type": _enum(CHECK_TYPES), "port": _int(1, 65535), "path": _STR, "method": _STR, "host": _STR,
-        "expect": {"anyOf": [status, {"type": "array", "minItems": 1, "items": status},
-                             {"type": "object", "minProperties": 1, "maxProperties": 1,
-                              "properties": {"text": _STR, "regex": _STR}, "additionalProperties": False}],
-                   "description": "http(s): codes, \"3xx\" classes, \"200-299\" ranges; tcp: text or {regex: ...}"},
-        "body": _STR, "tls_verify": _BOOL, "sni": _STR, "query": _STR, "query_type": _STR,
-        "interval": _num(0.2, 3600), "timeout": _num(0.05, 3600), "rise": _int(1, 100), "fall": _int(1, 100),
-        "headers": {"type": "object", "minProperties": 1,
-                    "additionalProperties": {"type": ["string", "number"]}},
-        "user_agent": _STR, "send": {"type": "string", "minLength": 1}, "missing": {"enum": list(check.MISSING)},
-    }
-    out = _object(props, check._FIELDS, "check", defaults=Check())
-    out["properties"]["expect"].pop("default", None)
-    out["allOf"] = [{"if": {"properties": {"type": {"const": "tcp"}}, "required": ["type"]},
-                     "then": {"required": ["port"]}},
-                    {"if": {"properties": {"type": {"const": "file"}}, "required": ["type"]},
-                     "then": {"required": ["path"]}}]
+    out = _described(object_schema(CHECK_FIELDS, Check()), "type", CHECK_TYPES)
+    out["allOf"] = [{"if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
+                     "then": {"required": [key]}} for kind, key in (("tcp", "port"), ("file", "path"))]
     return {"anyOf": [out, {"type": "null"}, {"const": False}]}
 
 
-def _proxy_pool() -> dict:
-    return {"type": "string", "pattern": f"^{pools.PROXY_POOL.pattern}$",
-            "description": "PROXY/POOL: the proxy's report_name and a pool of its config (docs/proxy.md)"}
-
-
 def _pool_schema() -> dict:
-    endpoint = _object({
-        "address": _STR, "weight": _int(0, pools.MAX_WEIGHT), "status": {"enum": list(pools.STATUSES)},
-        "check_address": _STR, "check_port": _int(1, 65535), "proxy_pool": _proxy_pool()}, pools.ENDPOINT_KEYS, "endpoint", ("address",))
-    site = _object({
-        "region": {"type": "string"}, "lat": _num(-90, 90), "lon": _num(-180, 180),
-        "endpoints": {"type": "array", "minItems": 1, "items": {"anyOf": [_STR, endpoint]}},
-        "status": {"enum": list(pools.STATUSES)}, "weight": _int(0, pools.MAX_WEIGHT), "proxy_pool": _proxy_pool()},
-        pools.SITE_KEYS, "site", ("endpoints",), Site("", ()))
-    sites = {"type": "array", "items": {"type": "string"}}
-    return _object({
-        "policy": _enum(POLICIES), "ttl": _int(0, 86400), "answers": _int(1, 64), "fallback": _STR,
-        "all_down": {"enum": list(pools.ALL_DOWN)}, "affinity": {"enum": list(pools.AFFINITY)},
-        "check": check_schema(),
-        "sites": {"type": "object", "minProperties": 1, "additionalProperties": site},
-        "geo": {"type": "object", "additionalProperties": {"anyOf": [{"type": "string"}, sites]},
+    endpoint = object_schema(pools.ENDPOINT_FIELDS, Endpoint(""), required=("address",))
+    site = object_schema(pools.SITE_FIELDS, Site("", ()), required=("endpoints",), extra={
+        "endpoints": {"type": "array", "minItems": 1, "items": {"anyOf": [_STR, endpoint]}}})
+    return _described(object_schema(pools.POOL_FIELDS, Pool("", ()), required=("sites",), extra={
+        "check": check_schema(), "sites": {"type": "object", "minProperties": 1, "additionalProperties": site},
+        "geo": {"type": "object", "additionalProperties": {"anyOf": [{"type": "string"}, _NAMES]},
                 "description": "net:CIDR, subdivision (US-CA), country (DE), continent (EU) or default -> sites"},
-        "order": {"anyOf": [{"type": "string"}, sites]},
-        "latency_margin_ms": _num(0, 10_000), "latency_margin_pct": _num(0, 100),
-        "capacity": {"enum": list(pools.CAPACITY)}, "capacity_floor": _num(0.01, 1)},
-        pools.POOL_KEYS, "pool", ("sites",), Pool("", ()))
+        "order": {"anyOf": [{"type": "string"}, _NAMES]}}), "policy", POLICIES)
 
 
 def _record_values() -> dict[str, dict]:
     """Each record type of the registry -> the schema of one value (a list of them is allowed too)."""
     name = {"type": "string", "minLength": 1}
-    u16 = _int(0, 65535)
+    u16 = Int(0, 65535).schema()
     values = {
         "NS": name, "CNAME": name, "PTR": name,
         "A": {"type": "string", "format": "ipv4"}, "AAAA": {"type": "string", "format": "ipv6"},
@@ -133,7 +79,7 @@ def _record_values() -> dict[str, dict]:
         "SRV": {"type": "object", "required": ["priority", "weight", "port", "target"],
                 "properties": {"priority": u16, "weight": u16, "port": u16, "target": name}},
         "CAA": {"type": "object", "required": ["tag", "value"],
-                "properties": {"flags": _int(0, 255), "tag": {"type": "string", "pattern": "^[A-Za-z0-9]{1,15}$"},
+                "properties": {"flags": Int(0, 255).schema(), "tag": {"type": "string", "pattern": "^[A-Za-z0-9]{1,15}$"},
                                "value": {"type": "string"}}},
     }
     if set(values) != set(RECORD_TYPES):
@@ -143,47 +89,31 @@ def _record_values() -> dict[str, dict]:
 
 def zone_schema() -> dict:
     """A zone file (docs/zone-format.md)."""
-    ttl = _int(0, zone.MAX_TTL)
-    entry: dict = {"ttl": ttl, "pool": _STR}
+    entry: dict = {"ttl": zone.TTL.schema(), "pool": _STR}
     for rtype, value in _record_values().items():
         for spelling in (rtype, rtype.lower()):           # record types are read in any case
             entry[spelling] = _one_or_list(value) | {"description": value["description"]}
-    soa = _object({"mname": _STR, "rname": _STR, "serial": ttl, "refresh": ttl, "retry": ttl, "expire": ttl,
-                   "minimum": ttl, "ttl": ttl}, zone.SOA_KEYS, "soa", ("mname", "rname"))
-    return _object({
-        "origin": _STR, "ttl": ttl, "soa": soa,
+    return object_schema(zone.ZONE_FIELDS, required=("origin", "soa", "records"), extra={
+        "soa": object_schema(zone.SOA_FIELDS, required=("mname", "rname")),
         "records": {"type": "object", "additionalProperties": {
             "type": "object", "properties": entry, "additionalProperties": False}},
-        "pools": {"type": ["object", "null"], "additionalProperties": _pool_schema()},
-        "ecs": _BOOL, "whoami": _BOOL}, zone.ZONE_KEYS, "zone", ("origin", "soa", "records"))
+        "pools": {"type": ["object", "null"], "additionalProperties": _pool_schema()}})
 
 
 def server_schema() -> dict:
     """The server config (docs/server.md)."""
-    api_map = _object({"listen": {"type": ["string", "boolean", "null"]}, "token": _STR, "read_token": _STR},
-                      api.API_KEYS, "api")
-    nested = {
-        "api": {"anyOf": [{"type": ["string", "boolean", "null"]}, api_map]},
+    out = object_schema(SERVER_FIELDS, ServerConfig(node_id="-"), extra={
+        "api": {"anyOf": [{"type": ["string", "boolean", "null"]}, object_schema(api.API_FIELDS)]},
         "health": object_schema(HEALTH_FIELDS, HealthSettings()),
         "tcp": object_schema(TCP_FIELDS, TcpLimits()), "rrl": object_schema(RRL_FIELDS, RateLimitSettings()),
-        "limits": object_schema(LIMIT_FIELDS, ZoneLimits()), "notify": notify_schema(),
-    }
-    plain = {key: field for key, field in SERVER_FIELDS.items() if key not in nested}
-    out = object_schema(plain, ServerConfig(node_id="-"), extra=nested)
+        "limits": object_schema(LIMIT_FIELDS, ZoneLimits()), "notify": notify_schema()})
     out["properties"]["node_id"].pop("default", None)          # the host name, not a constant
-    out["properties"] = {key: out["properties"][key] for key in SERVER_FIELDS}
     return out
 
 
 def overrides_schema() -> dict:
     """overrides.yaml in the zones directory (docs/overrides.md)."""
-    entry = _object({
-        "selector": {"type": "string", "minLength": 1, "description": "[ZONE:]POOL[/SITE[/ADDRESS|CIDR]]"},
-        "state": {"enum": ["down", "up"]},
-        "reason": {"type": "string", "minLength": 1, "maxLength": overrides.MAX_REASON},
-        "until": {"type": "string", "description": "RFC 3339 time with a zone, like 2025-06-01T18:00:00Z"},
-        "by": {"type": "string", "minLength": 1, "maxLength": overrides.MAX_BY}},
-        overrides.ENTRY_KEYS, "override", ("selector", "state", "reason"))
+    entry = object_schema(overrides.ENTRY_FIELDS, required=("selector", "state", "reason"))
     return {"type": ["object", "null"], "properties": {
         "overrides": {"type": ["array", "null"], "maxItems": overrides.MAX_ENTRIES, "items": entry}},
         "additionalProperties": False}
@@ -192,49 +122,27 @@ def overrides_schema() -> dict:
 def proxy_schema() -> dict:
     """The proxy config (docs/proxy.md)."""
     hostport = {"type": "string", "pattern": HOSTPORT_PATTERN}
-    backend = _object({"address": hostport, "weight": _int(0), "drain": _BOOL, "max_connections": _int(0)},
-                      proxy.BACKEND_KEYS, "proxy backend", ("address",))
-    pool = _object({
-        "algorithm": _enum(ALGORITHMS) | {"default": "round_robin"},
+    backend = object_schema(proxy.BACKEND_FIELDS, proxy.Backend("", 0), required=("address",))
+    pool = object_schema(proxy.POOL_FIELDS, proxy.UpstreamPool("", ()), required=("backends",), extra={
         "backends": {"type": "array", "minItems": 1, "items": {"anyOf": [hostport, backend]}},
-        "check": check_schema(),
-        "sticky": _object({"cookie": {"type": "string", "pattern": "^[^ ;=,\"\\t]+$"}, "ttl": _int(1)},
-                          ("cookie", "ttl"), "sticky"),
-        "hash": {"type": "string", "pattern": "^(ip|header:.+|cookie:.+)$", "default": "ip"},
-        "slow_start": _num(0), "outlier": _object({"failures": _int(1), "ejection": _num(0)},
-                                                  ("failures", "ejection"), "outlier"),
-        "max_connections": _int(0), "fail_open": _BOOL}, proxy.POOL_KEYS, "proxy pool", ("backends",))
-    weighted = _object({"pool": _STR, "weight": _int(0)}, ("pool", "weight"), "route pools item", ("pool",))
-    route = _object({
-        "name": {"type": "string"}, "host": _STR, "path": {"type": "string", "pattern": "^/"},
-        "header": {"anyOf": [{"type": "string", "pattern": ":"},
-                             {"type": "object", "minProperties": 1, "maxProperties": 1}]},
-        "pool": _STR, "pools": {"type": "array", "items": weighted}, "default": _BOOL}, proxy.ROUTE_KEYS, "route")
+        "check": check_schema(), "sticky": object_schema(proxy.STICKY_FIELDS, proxy.Sticky()),
+        "outlier": object_schema(proxy.OUTLIER_FIELDS, proxy.Outlier())})
+    route = object_schema(proxy.ROUTE_FIELDS, extra={"pools": {"type": "array", "items": object_schema(
+        proxy.WEIGHTED_FIELDS, required=("pool",))}})
     listener = {"anyOf": [hostport, {"type": "object", "required": ["address"], "additionalProperties": False,
                                      "properties": {"address": hostport, "tls": {
                                          "type": "object", "required": ["cert", "key"],
                                          "properties": {"cert": _STR, "key": _STR}}}}]}
-    access_log = {"anyOf": [_BOOL, {"type": "string", "pattern": "^(stderr|/.*)$"},
-                            _object({"path": {"type": "string", "pattern": "^(stderr|/.*)$"}, "buffer": _int(0),
-                                     "flush": _num(0.01)}, ("path", "buffer", "flush"), "access_log")]}
-    return _object({
-        "listen": _one_or_list(listener), "admin": hostport,
-        "pools": {"type": "object", "minProperties": 1, "additionalProperties": pool},
+    access_log = {"anyOf": [{"type": "boolean"}, proxy.ACCESS_LOG_FIELDS["path"].schema(),
+                            object_schema(proxy.ACCESS_LOG_FIELDS, proxy.AccessLogConfig())]}
+    defaults = proxy.ProxyConfig("", (), ("", 0), {}, ())
+    return object_schema(proxy.TOP_FIELDS, defaults, required=("pools", "routes"), extra={
+        "access_log": access_log, "listen": _one_or_list(listener), "notify": notify_schema(),
+        "pools": {"type": "object", "minProperties": 1, "additionalProperties": _described(pool, "algorithm", ALGORITHMS)},
         "routes": {"type": "array", "minItems": 1, "items": route},
-        "admin_token": _STR, "sticky_secret": {"type": "string"},
-        "timeouts": _object({k: _num(0.01) for k in ("connect", "read", "total", "idle")},
-                            ("connect", "read", "total", "idle"), "timeouts"),
-        "limits": _object({"max_header_size": _int(1024), "max_body_size": _int(0),
-                           "max_response_header_size": _int(1024)},
-                          ("max_header_size", "max_body_size", "max_response_header_size"), "limits"),
-        "rate_limit": _object({"rate": _num(0.001), "burst": _int(1)}, ("rate", "burst"), "rate_limit"),
-        "drain_timeout": _num(0), "retries": _int(0), "access_log": access_log, "fail_open": _BOOL,
-        "notify": notify_schema(), "report_to": {"type": "array", "minItems": 1, "items": {
-            "type": "string", "pattern": "^https?://"}},
-        "report_name": {"type": "string", "pattern": f"^{proxy.REPORT_NAME.pattern}$"},
-        "report_key": {"type": "string", "minLength": 1}, "report_region": {"type": "string"},
-        "report_interval": _num(0.1, 60)},
-        proxy.TOP_KEYS, "proxy", ("pools", "routes"))
+        "timeouts": object_schema(proxy.TIMEOUT_FIELDS, proxy.Timeouts()),
+        "limits": object_schema(proxy.LIMIT_FIELDS, proxy.Limits()),
+        "rate_limit": object_schema(proxy.RATE_FIELDS)})
 
 
 _BUILDERS = {"zone": zone_schema, "server": server_schema, "overrides": overrides_schema, "proxy": proxy_schema}

@@ -17,11 +17,11 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from gslb.config.yamlsrc import SourceMap, short
+from gslb.config.kit import Custom, Invalid, Section
+from gslb.config.yamlsrc import SourceMap
 from gslb.errors import Problem
 
 DEFAULT_LISTEN = "127.0.0.1:8053"
-API_KEYS = {"listen", "token", "read_token"}
 TOKEN_ENV = "GSLB_API_TOKEN"
 READ_TOKEN_ENV = "GSLB_API_READ_TOKEN"
 
@@ -37,6 +37,18 @@ def _listen(value: Any) -> str | None:
     return None if value in (None, False, "off") else str(value)
 
 
+def _token(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid
+    return value
+
+
+# The tokens are keys: a message never quotes them.
+_TOKEN = Custom("a non-empty string", {"type": "string", "minLength": 1}, _token, secret=True)
+API_FIELDS = {"listen": Custom("ADDR:PORT, or off", {"type": ["string", "boolean", "null"]}, _listen),
+              "read_token": _TOKEN, "token": _TOKEN}
+
+
 def parse_api(value: Any, problems: list[Problem], where: tuple[str, int], present: bool) -> ApiSettings:
     """ApiSettings from the `api:` value (a string, a mapping, or absent when `present` is False);
     the tokens default to $GSLB_API_TOKEN and $GSLB_API_READ_TOKEN. Problems are appended."""
@@ -46,21 +58,9 @@ def parse_api(value: Any, problems: list[Problem], where: tuple[str, int], prese
         return ApiSettings(DEFAULT_LISTEN, token, read_token)
     if not isinstance(value, SourceMap):
         return ApiSettings(_listen(value), token, read_token)
-    listen = DEFAULT_LISTEN
-    for key, item in value.items():
-        line = value.line_of(key)
-        if key not in API_KEYS:
-            problems.append(Problem(where[0], line, f"api: unknown key {short(key)} "
-                                                    f"(known: {', '.join(sorted(API_KEYS))})"))
-        elif key == "listen":
-            listen = _listen(item)
-        elif not isinstance(item, str) or not item.strip():
-            problems.append(Problem(where[0], line, f"api {key}: expected a non-empty string"))
-        elif key == "token":
-            token = item
-        else:
-            read_token = item
-    return ApiSettings(listen, token, read_token)
+    values = Section(value, problems, where[0], "api ").read(API_FIELDS)
+    return ApiSettings(values.get("listen", DEFAULT_LISTEN), values.get("token", token),
+                       values.get("read_token", read_token))
 
 
 def key_problems(api: ApiSettings, secret: str | None, region_keys: dict[str, str],

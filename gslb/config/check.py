@@ -7,14 +7,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from gslb.config.kit import NAMED, Choice, Custom, Flag, Int, Invalid, Seconds, Section, Text
 from gslb.config.model import Check
 from gslb.config.registry import CHECK_TYPES
 from gslb.config.yamlsrc import SourceMap, short
 from gslb.errors import GslbError, Problem
 
 MISSING = ("keep", "up", "down")
-_FIELDS = {"type", "port", "path", "method", "host", "expect", "body", "tls_verify", "sni", "query",
-           "query_type", "interval", "timeout", "rise", "fall", "headers", "user_agent", "send", "missing"}
 # Keys that mean something for some types only: given for another type, they are an error, not ignored.
 _ONLY = {"headers": ("http", "https"), "user_agent": ("http", "https"), "method": ("http", "https"),
          "body": ("http", "https"), "host": ("http", "https"), "sni": ("https",), "tls_verify": ("https",),
@@ -91,155 +90,139 @@ def parse_check(src: Any, where: str, file: str, line: int, problems: list[Probl
     if not isinstance(src, SourceMap):
         problems.append(Problem(file, line, f"{where}: check must be a mapping like {{type: http, path: /healthz}}"))
         return None
-
-    def bad(key: str, what: str, at: int | None = None) -> None:
-        problems.append(Problem(file, src.line_of(key) if at is None else at, f"{where}: check {key}: {what}"))
-
+    sec = Section(src, problems, file, f"{where}: check ", unknown=NAMED)
+    sec.unknown(CHECK_FIELDS)
+    kind = sec.value("type", CHECK_FIELDS["type"], "http")
+    unused = {key for key, types in _ONLY.items() if kind not in types}
     for key in src:
-        if key not in _FIELDS:
-            bad(key, f"unknown key (known: {', '.join(sorted(_FIELDS))})")
-    kind = src.get("type", "http")
-    if kind not in CHECK_TYPES:
-        bad("type", f"{short(kind)}, expected one of {', '.join(CHECK_TYPES)}")
-        kind = "http"
-    for key, types in _ONLY.items():
-        if key in src and kind not in types:
-            bad(key, f"not used by a {kind} check (only {', '.join(types)})")
-    values: dict[str, Any] = {"type": kind}
-    port = src.get("port")
-    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
-        bad("port", f"{short(port)}, expected 1..65535")
-    elif port is not None:
-        if kind != "file":
-            values["port"] = port
-    elif kind == "tcp":
-        bad("type", "a tcp check needs a port")
-    for key in ("path", "method", "host", "body", "sni", "query", "query_type", "user_agent"):
-        if key not in src or kind not in _ONLY.get(key, CHECK_TYPES):
-            continue
-        if not isinstance(src[key], str) or not src[key]:
-            bad(key, f"{short(src[key])}, expected a non-empty string")
-        else:
-            values[key] = src[key]
+        if key in unused:
+            sec.bad(key, f"not used by a {kind} check (only {', '.join(_ONLY[key])})")
+    if kind == "tcp" and "port" not in src:
+        sec.bad("type", "a tcp check needs a port")
+    if kind == "file" and "path" not in src:
+        sec.bad("path", "a file check needs the path of its health file", line)
+    fields = {key: field for key, field in CHECK_FIELDS.items() if key not in unused and key != "type"}
+    if "expect" in fields:
+        fields["expect"] = _TCP_EXPECT if kind == "tcp" else _HTTP_EXPECT
+    values = sec.read(fields, unknown=False)
+    if "headers" in values:
+        values["headers"] = _headers(values["headers"], sec)
+    if kind == "tcp":
+        values.update(values.pop("expect", {}))
     if kind == "file":
-        if "path" not in values:
-            bad("path", "a file check needs the path of its health file", src.line_of("path") if "path" in src else line)
-        else:
+        if "path" in values:
             values["path"] = _file_path(values["path"], file)
         values.setdefault("rise", 1)        # the file's writer has already decided; rise/fall may add damping
         values.setdefault("fall", 1)
-        if "missing" in src:
-            if src["missing"] not in MISSING:
-                bad("missing", f"{short(src['missing'])}, expected one of {' | '.join(MISSING)}")
-            else:
-                values["missing"] = src["missing"]
     elif "path" in values and not values["path"].startswith("/"):
-        bad("path", f"{short(values['path'])} must start with /")
-    if "method" in values:
-        values["method"] = values["method"].upper()
-    if "user_agent" in values:
-        _check_env_value(values["user_agent"], "user_agent", bad)
-    if "headers" in src and kind in ("http", "https"):
-        values["headers"] = _headers(src["headers"], bad)
-    if "expect" in src:
-        if kind == "tcp":
-            values.update(_tcp_expect(src["expect"], bad))
-        elif kind in ("http", "https"):
-            _http_expect(src["expect"], values, bad)
-    if "send" in src and kind == "tcp":
-        if not isinstance(src["send"], str) or not src["send"]:
-            bad("send", f"{short(src['send'])}, expected the text to send, e.g. \"PING\\r\\n\"")
-        elif len(src["send"].encode()) > SEND_LIMIT:
-            bad("send", f"{len(src['send'].encode())} bytes, at most {SEND_LIMIT}")
-        else:
-            values["send"] = src["send"]
-    if "tls_verify" in src:
-        if not isinstance(src["tls_verify"], bool):
-            bad("tls_verify", "expected true or false")
-        else:
-            values["tls_verify"] = src["tls_verify"]
-    for key, lo in (("interval", 0.2), ("timeout", 0.05)):
-        if key in src:
-            value = src[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= 3600:
-                bad(key, f"{short(value)}, expected seconds {lo}..3600")
-            else:
-                values[key] = float(value)
-    for key in ("rise", "fall"):
-        if key in src:
-            value = src[key]
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
-                bad(key, f"{short(value)}, expected a count 1..100")
-            else:
-                values[key] = value
-    return Check(**values)
+        sec.bad("path", f"{short(values.pop('path'))} must start with /")
+    return Check(type=kind, **values)
 
 
-def _check_env_value(value: str, key: str, bad: Any, at: int | None = None) -> None:
-    """Reports a value whose `${NAME}`s cannot be filled in here, or that fills in to a line break."""
+def _env_problem(text: str) -> str | None:
+    """Why a value's `${NAME}`s cannot be filled in here, or it fills in to a line break; None if fine."""
     try:
-        filled = expand_env(value)
+        filled = expand_env(text)
     except EnvError as exc:
-        bad(key, str(exc), at)
-        return
+        return str(exc)
     if "\r" in filled or "\n" in filled:
-        bad(key, "contains a line break (after filling in ${...})", at)
+        return "contains a line break (after filling in ${...})"
+    return None
 
 
-def _headers(src: Any, bad: Any) -> tuple[tuple[str, str], ...]:
+def _user_agent(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise Invalid
+    problem = _env_problem(value)
+    if problem:
+        raise Invalid(problem)
+    return value
+
+
+def _send(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise Invalid
+    if len(value.encode()) > SEND_LIMIT:
+        raise Invalid(f"{len(value.encode())} bytes, at most {SEND_LIMIT}")
+    return value
+
+
+def _headers(src: Any, sec: Section) -> tuple[tuple[str, str], ...]:
+    """Every header of `headers:`; each wrong one is its own problem (on its own line)."""
     if not isinstance(src, SourceMap) or not src:
-        bad("headers", f"{short(src)}, expected a mapping like {{X-Health-Token: \"${{HEALTH_TOKEN}}\"}}")
+        sec.bad("headers", f"{short(src)}, expected a mapping like {{X-Health-Token: \"${{HEALTH_TOKEN}}\"}}")
         return ()
     out: list[tuple[str, str]] = []
     seen: set[str] = set()
     for name, value in src.items():
-        at = src.line_of(name)
-        label = f"headers {short(name)}"
+        at, label = src.line_of(name), f"headers {short(name)}"
+        lower = name.lower() if isinstance(name, str) else ""
         if not isinstance(name, str) or not _TOKEN.fullmatch(name):
-            bad(label, "not a header name (letters, digits and !#$%&'*+.^_`|~-)", at)
-            continue
-        lower = name.lower()
-        if lower in _RESERVED_HEADERS:
+            problem = "not a header name (letters, digits and !#$%&'*+.^_`|~-)"
+        elif lower in _RESERVED_HEADERS:
             instead = _RESERVED_HEADERS[lower]
-            bad(label, f"set with the check's {instead} key" if instead else "set by the HTTP client itself", at)
+            problem = f"set with the check's {instead} key" if instead else "set by the HTTP client itself"
+        elif lower in seen:
+            problem = "given twice (header names ignore case)"
+        elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            problem = f"{short(value)}, expected a text value"
+        else:
+            problem = _env_problem(str(value))
+        if problem:
+            sec.bad(label, problem, at)
             continue
-        if lower in seen:
-            bad(label, "given twice (header names ignore case)", at)
-            continue
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            bad(label, f"{short(value)}, expected a text value", at)
-            continue
-        text = str(value)
-        _check_env_value(text, label, bad, at)
         seen.add(lower)
-        out.append((name, text))
+        out.append((name, str(value)))
     return tuple(out)
 
 
-def _http_expect(src: Any, values: dict[str, Any], bad: Any) -> None:
+def _http_expect(src: Any) -> tuple[int | str, ...]:
     items = src if isinstance(src, list) else [src]
     parsed = [_status_item(item) for item in items]
-    if not items or any(p is None for p in parsed):
+    if not items or None in parsed:
         wrong = next((item for item, p in zip(items, parsed, strict=True) if p is None), src)
-        bad("expect", f"{short(wrong)}, expected status codes (100..599), classes like \"2xx\" "
+        raise Invalid(f"{short(wrong)}, expected status codes (100..599), classes like \"2xx\" "
                       "or ranges like \"200-299\"")
-    else:
-        values["expect"] = tuple(dict.fromkeys(parsed))
+    return tuple(dict.fromkeys(parsed))
 
 
-def _tcp_expect(src: Any, bad: Any) -> dict[str, str]:
+def _tcp_expect(src: Any) -> dict[str, str]:
     if isinstance(src, str) and src:
         return {"expect_text": src}
     if isinstance(src, SourceMap) and len(src) == 1:
         (kind, value), = src.items()
         if kind in ("text", "regex") and isinstance(value, str) and value:
-            if kind == "text":
-                return {"expect_text": value}
-            try:
-                re.compile(value)
-            except re.error as exc:
-                bad("expect", f"regex {short(value)}: {exc}")
-                return {}
-            return {"expect_regex": value}
-    bad("expect", f"{short(src)}, expected text the reply contains, or {{regex: \"^\\\\+PONG\"}}")
-    return {}
+            if kind == "regex":
+                try:
+                    re.compile(value)
+                except re.error as exc:
+                    raise Invalid(f"regex {short(value)}: {exc}") from None
+            return {f"expect_{kind}": value}
+    raise Invalid
+
+
+_STATUS = {"anyOf": [{"type": "integer", "minimum": 100, "maximum": 599},
+                     {"type": "string", "pattern": r"^\s*([1-5][xX][xX]|\d{3}(\s*-\s*\d{3})?)\s*$"}]}
+_EXPECT_SCHEMA = {"anyOf": [_STATUS, {"type": "array", "minItems": 1, "items": _STATUS},
+                            {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
+                             "properties": {"text": {"type": "string", "minLength": 1},
+                                            "regex": {"type": "string", "minLength": 1}}}]}
+_HTTP_EXPECT = Custom("status codes", _EXPECT_SCHEMA, _http_expect)
+_TCP_EXPECT = Custom('text the reply contains, or {regex: "^\\\\+PONG"}', _EXPECT_SCHEMA, _tcp_expect)
+_COUNT = Int(1, 100, "a count 1..100")
+# Every key of `check:`, in the order messages list them; `expect` is read by the check type's own field.
+CHECK_FIELDS = {
+    "body": Text(), "expect": Custom('http(s): codes, "3xx" classes, "200-299" ranges; tcp: text or {regex: ...}',
+                                     _EXPECT_SCHEMA),
+    "fall": _COUNT, "headers": Custom("a mapping of header name to value (${ENV} filled in on the prober)", {
+        "type": "object", "minProperties": 1, "additionalProperties": {"type": ["string", "number"]}}),
+    "host": Text(), "interval": Seconds(0.2, 3600),
+    "method": Custom("a non-empty string", {"type": "string", "minLength": 1},
+                     lambda value: Text().convert(value).upper()),
+    "missing": Choice(MISSING), "path": Text(), "port": Int(1, 65535, "1..65535"), "query": Text(),
+    "query_type": Text(), "rise": _COUNT,
+    "send": Custom('the text to send, e.g. "PING\\r\\n"', {"type": "string", "minLength": 1}, _send),
+    "sni": Text(), "timeout": Seconds(0.05, 3600), "tls_verify": Flag(says="expected true or false"),
+    "type": Choice(CHECK_TYPES, ", "), "user_agent": Custom("a non-empty string", {"type": "string", "minLength": 1},
+                                                            _user_agent),
+}

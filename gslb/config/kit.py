@@ -30,12 +30,13 @@ class Invalid(ValueError):
 class Field:
     """One key's type: what it converts a YAML value to, what it says it expected, and its schema.
 
-    `secret` fields never quote the value they refuse (it could be the key itself).
+    `secret` fields never quote the value they refuse (it could be the key itself). `says` words the
+    problem instead of "VALUE, expected X": a template with {value} (quoted) and {expected}.
     """
 
     def __init__(self, expected: str, schema: dict, convert: Callable[[Any], Any] | None = None,
-                 secret: bool = False):
-        self.expected, self._schema, self.secret = expected, schema, secret
+                 secret: bool = False, says: str | None = None):
+        self.expected, self._schema, self.secret, self.says = expected, schema, secret, says
         self._convert = convert
 
     def convert(self, value: Any) -> Any:
@@ -50,6 +51,8 @@ class Field:
     def problem(self, value: Any, exc: Invalid) -> str:
         if exc.args:
             return str(exc.args[0])
+        if self.says is not None:
+            return self.says.format(value=short(value), expected=self.expected)
         return f"expected {self.expected}" if self.secret else f"{short(value)}, expected {self.expected}"
 
 
@@ -66,23 +69,24 @@ def _bounds(lo: float, hi: float | None) -> dict:
 
 
 # Field constructors are capitalised: a declaration reads as a table of types, `workers: Int(1, 256)`.
-def Int(lo: int, hi: int | None = None, expected: str | None = None) -> Field:
+def Int(lo: int, hi: int | None = None, expected: str | None = None, says: str | None = None) -> Field:
     """A whole number lo..hi (booleans are not numbers)."""
     def convert(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
             raise Invalid
         return value
-    return Field(expected or _range(lo, hi, "a whole number"), {"type": "integer"} | _bounds(lo, hi), convert)
+    return Field(expected or _range(lo, hi, "a whole number"), {"type": "integer"} | _bounds(lo, hi), convert,
+                 says=says)
 
 
-def Number(lo: float, hi: float | None = None, expected: str | None = None) -> Field:
+def Number(lo: float, hi: float | None = None, expected: str | None = None, says: str | None = None) -> Field:
     """A number lo..hi, held as a float."""
     def convert(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= lo \
                 or (hi is not None and value > hi):
             raise Invalid
         return float(value)
-    return Field(expected or _range(lo, hi, "a number"), {"type": "number"} | _bounds(lo, hi), convert)
+    return Field(expected or _range(lo, hi, "a number"), {"type": "number"} | _bounds(lo, hi), convert, says=says)
 
 
 def Seconds(lo: float, hi: float | None = None) -> Field:
@@ -90,13 +94,13 @@ def Seconds(lo: float, hi: float | None = None) -> Field:
     return Number(lo, hi, _range(lo, hi, "seconds"))
 
 
-def Flag() -> Field:
+def Flag(says: str | None = None) -> Field:
     """true or false (YAML's yes/on are not flags here: 1.2 says they are strings)."""
     def convert(value: Any) -> bool:
         if not isinstance(value, bool):
             raise Invalid
         return value
-    return Field("true or false", {"type": "boolean"}, convert)
+    return Field("true or false", {"type": "boolean"}, convert, says=says)
 
 
 def Choice(options: Iterable[str], joiner: str = " | ", expected: str | None = None) -> Field:
@@ -111,7 +115,7 @@ def Choice(options: Iterable[str], joiner: str = " | ", expected: str | None = N
 
 
 def Text(expected: str = "a non-empty string", secret: bool = False, max_bytes: int | None = None,
-         printable: bool = False) -> Field:
+         printable: bool = False, says: str | None = None) -> Field:
     """A non-empty string; `printable` refuses control characters, `max_bytes` caps its UTF-8 length."""
     def convert(value: Any) -> str:
         if not isinstance(value, str) or not value or (printable and not value.isprintable()) \
@@ -119,7 +123,7 @@ def Text(expected: str = "a non-empty string", secret: bool = False, max_bytes: 
             raise Invalid
         return value
     schema = {"type": "string", "minLength": 1} | ({} if max_bytes is None else {"maxLength": max_bytes})
-    return Field(expected, schema, convert, secret)
+    return Field(expected, schema, convert, secret, says)
 
 
 def split_hostport(text: Any) -> tuple[str, int] | None:
@@ -136,29 +140,32 @@ def split_hostport(text: Any) -> tuple[str, int] | None:
 HOSTPORT_PATTERN = r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):[0-9]{1,5}$"
 
 
-def HostPort(expected: str = "ADDR:PORT") -> Field:
+def HostPort(expected: str = "ADDR:PORT", says: str | None = None) -> Field:
     """HOST:PORT or [IPv6]:PORT, held as (host, port)."""
     def convert(value: Any) -> tuple[str, int]:
         hp = split_hostport(value)
         if hp is None:
             raise Invalid
         return hp
-    return Field(expected, {"type": "string", "pattern": HOSTPORT_PATTERN}, convert)
+    return Field(expected, {"type": "string", "pattern": HOSTPORT_PATTERN}, convert, says=says)
 
 
-def Address(expected: str = "an IP address") -> Field:
+def Address(expected: str = "an IP address", says: str | None = None) -> Field:
     """An IPv4 or IPv6 address, held in its normal text form."""
     def convert(value: Any) -> str:
         try:
             return str(ipaddress.ip_address(str(value).strip()))
         except ValueError:
             raise Invalid from None
-    return Field(expected, {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}, convert)
+    return Field(expected, {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}, convert,
+                 says=says)
 
 
-def Custom(expected: str, schema: dict, convert: Callable[[Any], Any], secret: bool = False) -> Field:
-    """A field whose check is a function of the reader's own (raising Invalid); its schema is given."""
-    return Field(expected, schema, convert, secret)
+def Custom(expected: str, schema: dict, convert: Callable[[Any], Any] | None = None, secret: bool = False,
+           says: str | None = None) -> Field:
+    """A field whose check is a function of the reader's own (raising Invalid); its schema is given.
+    Without `convert` the value is taken as it is: the reader reads it itself (a nested section)."""
+    return Field(expected, schema, convert, secret, says)
 
 
 def Either(*fields: Field, expected: str) -> Field:
@@ -197,6 +204,10 @@ class Section:
             return self.src.line_of(key) if key is not None else self.src.line
         return self.where
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """The raw value under `key` (read by the caller itself)."""
+        return self.src.get(key, default)
+
     def add(self, line: int, what: str) -> None:
         """A problem at `line`, worded by the caller (no label)."""
         self.problems.append(Problem(self.file, line, what))
@@ -228,11 +239,15 @@ class Section:
             self.bad(key, field.problem(value, exc), exc.line)
             return default
 
-    def read(self, fields: Mapping[str, Field], unknown: bool = True) -> dict[str, Any]:
+    def read(self, fields: Mapping[str, Field], unknown: bool = True, own: Iterable[str] = ()) -> dict[str, Any]:
         """Every declared key present and valid -> its value; unknown keys (unless `unknown` is False: the
-        caller reads the others) and bad values are problems, in file order."""
+        caller reads the others) and bad values are problems, in file order. Keys in `own` are declared
+        but read by the caller (nested sections, values that need the rest of the file)."""
         out: dict[str, Any] = {}
+        own = frozenset(own)
         for key in self.src:
+            if key in own:
+                continue
             if key in fields:
                 value = self.value(key, fields[key], _MISSING)
                 if value is not _MISSING:
@@ -242,20 +257,27 @@ class Section:
         return out
 
     def sub(self, key: str, expected: str, label: str | None = None, sep: str | None = None,
-            unknown: str | None = None) -> Section | None:
+            unknown: str | None = None, says: str = "{value}, expected {expected}") -> Section | None:
         """src[key] as a Section of its own, or None when absent or null; a value that is not a mapping
-        is a problem ("LABEL KEY: VALUE, expected <expected>")."""
+        is a problem ("LABEL KEY: " + `says`, by default "VALUE, expected <expected>")."""
         value = self.src.get(key)
         if value is None:
             return None
         if not isinstance(value, SourceMap):
-            self.add(self.line(key), f"{self.label}{key}: {short(value)}, expected {expected}")
+            self.add(self.line(key), f"{self.label}{key}: " + says.format(value=short(value), expected=expected))
             return None
         return Section(value, self.problems, self.file, self.label + key + " " if label is None else label,
                        self.sep if sep is None else sep, self.unknown_format if unknown is None else unknown)
 
 
 _MISSING = object()
+
+
+def line_of(src: Any, key: Any = None) -> int:
+    """The line of src[key] (of src itself without a key); 0 for a value that is not from a file."""
+    if isinstance(src, (SourceMap, SourceList)):
+        return src.line_of(key) if key is not None else src.line
+    return 0
 
 
 def mapping_of(src: Any, problems: list[Problem], where: tuple[str, int], name: str, expected: str,
@@ -271,19 +293,27 @@ def mapping_of(src: Any, problems: list[Problem], where: tuple[str, int], name: 
 
 
 def object_schema(fields: Mapping[str, Field], defaults: Any = None, extra: Mapping[str, dict] | None = None,
-                  description: str | None = None) -> dict:
+                  description: str | None = None, required: Iterable[str] = ()) -> dict:
     """JSON Schema of a mapping with exactly these keys; `defaults` (a dataclass instance) adds each
-    key's default, `extra` adds keys whose schema is built elsewhere (nested sections)."""
+    key's default, `extra` gives the schema of declared keys built elsewhere (nested sections): a key
+    there that is not declared is a bug, so schema and reader cannot list different keys."""
+    extra = extra or {}
+    if set(extra) - set(fields):
+        raise AssertionError(f"schema for keys the reader does not declare: {sorted(set(extra) - set(fields))}")
     properties: dict[str, dict] = {}
     for key, field in fields.items():
+        if key in extra:
+            properties[key] = extra[key]
+            continue
         schema = field.schema()
         default = getattr(defaults, key, None) if defaults is not None else None
         if isinstance(default, (bool, int, float, str)):
             schema["default"] = default
         schema.setdefault("description", field.expected)
         properties[key] = schema
-    properties.update(extra or {})
     out: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
     if description:
         out["description"] = description
+    if required:
+        out["required"] = list(required)
     return out

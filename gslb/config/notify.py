@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from gslb.config.kit import Custom, Invalid, Number, Section, object_schema
 from gslb.config.yamlsrc import SourceList, SourceMap, short
 from gslb.errors import Problem
 from gslb.events import KINDS
 
-NOTIFY_KEYS = {"url", "events", "secret", "timeout"}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -40,55 +40,60 @@ class NotifyTarget:
         return any(fnmatch.fnmatchcase(kind, pattern) for pattern in self.events)
 
 
-def _secret(value: Any, problems: list[Problem], file: str, line: int) -> str | None:
+def _secret(value: Any) -> str | None:
     if not isinstance(value, str) or not value:
-        problems.append(Problem(file, line, "notify secret: expected a non-empty string (or ${ENV_NAME})"))
-        return None
+        raise Invalid
     match = _ENV.fullmatch(value.strip())
     if match is None:
         return value
     found = os.environ.get(match.group(1))
     if not found:
-        problems.append(Problem(file, line, f"notify secret: environment variable {match.group(1)} is not set"))
-    return found or None
+        raise Invalid(f"environment variable {match.group(1)} is not set")
+    return found
+
+
+def _url(value: Any) -> str:
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Invalid
+    return value
+
+
+def _events(value: Any) -> tuple[str, ...]:
+    events = [value] if isinstance(value, str) else value
+    if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+        raise Invalid("expected a list of event kinds or patterns like endpoint.*")
+    for pattern in events:
+        if not any(fnmatch.fnmatchcase(kind, pattern) for kind in KINDS):
+            raise Invalid(f"{short(pattern)} matches no event kind (kinds: {', '.join(KINDS)})")
+    return tuple(events)
+
+
+_URL = {"type": "string", "pattern": "^https?://"}
+NOTIFY_FIELDS = {
+    "events": Custom("event kinds or fnmatch patterns (endpoint.*); default every event", {
+        "anyOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}}]}, _events),
+    "secret": Custom("a non-empty string (or ${ENV_NAME})", {
+        "type": "string", "minLength": 1,
+        "description": "signs each POST (X-Gslb-Signature); ${NAME} reads the environment"}, _secret, secret=True),
+    "timeout": Number(0.1, 60, "seconds 0.1..60", says="expected {expected}"),
+    "url": Custom("http://HOST[:PORT]/PATH or https://...", _URL, _url),
+}
 
 
 def _target(item: Any, problems: list[Problem], file: str, line: int) -> NotifyTarget | None:
     if isinstance(item, str):
-        item = SourceMap(url=item)
-    if not isinstance(item, SourceMap):
+        item = {"url": item}
+    elif not isinstance(item, SourceMap):
         problems.append(Problem(file, line, "notify: each entry is {url, events, secret} (or a URL)"))
         return None
     before = len(problems)
-    for key in item:
-        if key not in NOTIFY_KEYS:
-            problems.append(Problem(file, item.line_of(key) or line, f"notify: unknown key {short(key)} "
-                                                                      f"(known: {', '.join(sorted(NOTIFY_KEYS))})"))
-    url = item.get("url")
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        problems.append(Problem(file, item.line_of("url") or line,
-                                f"notify url: {short(url)}, expected http://HOST[:PORT]/PATH or https://..."))
-    events = item.get("events", ["*"])
-    if isinstance(events, str):
-        events = [events]
-    if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
-        problems.append(Problem(file, item.line_of("events") or line,
-                                "notify events: expected a list of event kinds or patterns like endpoint.*"))
-        events = ["*"]
-    for pattern in events:
-        if not any(fnmatch.fnmatchcase(kind, pattern) for kind in KINDS):
-            problems.append(Problem(file, item.line_of("events") or line,
-                                    f"notify events: {short(pattern)} matches no event kind "
-                                    f"(kinds: {', '.join(KINDS)})"))
-    secret = _secret(item["secret"], problems, file, item.line_of("secret") or line) if "secret" in item else None
-    timeout = item.get("timeout", 5.0)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0.1 <= timeout <= 60:
-        problems.append(Problem(file, item.line_of("timeout") or line, "notify timeout: expected seconds 0.1..60"))
-        timeout = 5.0
+    values = Section(item, problems, file, "notify ", line=line).read(NOTIFY_FIELDS)
+    if "url" not in values and "url" not in item:
+        problems.append(Problem(file, line, f"notify url: {short(None)}, expected {NOTIFY_FIELDS['url'].expected}"))
     if len(problems) > before:
         return None
-    return NotifyTarget(url, tuple(events), secret, float(timeout))
+    return NotifyTarget(**values)
 
 
 def parse_notify(value: Any, problems: list[Problem], where: tuple[str, int]) -> tuple[NotifyTarget, ...]:
@@ -108,12 +113,5 @@ def parse_notify(value: Any, problems: list[Problem], where: tuple[str, int]) ->
 
 def notify_schema() -> dict:
     """The JSON Schema of a `notify:` value (gslb/schema.py: server and proxy configs)."""
-    url = {"type": "string", "pattern": "^https?://"}
-    entry = {"anyOf": [url, {"type": "object", "required": ["url"], "additionalProperties": False, "properties": {
-        "url": url,
-        "events": {"anyOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}}],
-                   "description": "event kinds or fnmatch patterns (endpoint.*); default every event"},
-        "secret": {"type": "string", "minLength": 1, "description": "signs each POST (X-Gslb-Signature); "
-                                                                    "${NAME} reads the environment"},
-        "timeout": {"type": "number", "minimum": 0.1, "maximum": 60, "default": 5}}}]}
+    entry = {"anyOf": [_URL, object_schema(NOTIFY_FIELDS, NotifyTarget(""), required=("url",))]}
     return {"anyOf": [{"type": "null"}, entry, {"type": "array", "items": entry}]}

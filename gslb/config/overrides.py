@@ -25,10 +25,11 @@ import ipaddress
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gslb.config.kit import NAMED, Choice, Custom, Invalid, Section
 from gslb.config.model import Zone
 from gslb.config.yamlsrc import SourceList, SourceMap, load_yaml_file, short
 from gslb.errors import ConfigError, Problem
@@ -38,7 +39,6 @@ MAX_FILE_BYTES = 1_000_000
 MAX_ENTRIES = 10_000
 MAX_REASON = 500
 MAX_BY = 100
-ENTRY_KEYS = ("selector", "state", "reason", "until", "by")
 ANY = "*"
 
 OverrideState = Literal["up", "down"]
@@ -195,42 +195,60 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
-def entry_fields(src: Mapping, bad) -> dict[str, Any] | None:
+def _selector(value: Any) -> Selector:
+    try:
+        return parse_selector(value)
+    except SelectorError as exc:
+        raise Invalid(str(exc)) from None
+
+
+def _reason(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid("required: a few words saying why (a ticket, the work being done)")
+    if len(value) > MAX_REASON:
+        raise Invalid(f"longer than {MAX_REASON} characters")
+    return value.strip()
+
+
+def _by(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_BY:
+        raise Invalid
+    return value.strip()
+
+
+def _until(value: Any) -> float:
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+
+
+# The keys of one entry, in the order messages list them; `until` and `by` may be left out (or null).
+ENTRY_FIELDS = {
+    "selector": Custom("[ZONE:]POOL[/SITE[/ADDRESS|CIDR]]", {"type": "string", "minLength": 1}, _selector),
+    "state": Choice(("down", "up"), expected="down (drain) or up (answer it over failing checks)"),
+    "reason": Custom("a few words saying why", {"type": "string", "minLength": 1, "maxLength": MAX_REASON}, _reason),
+    "until": Custom("RFC 3339 time with a zone, like 2025-06-01T18:00:00Z", {"type": "string"}, _until),
+    "by": Custom(f"a name of at most {MAX_BY} characters", {"type": "string", "minLength": 1, "maxLength": MAX_BY},
+                 _by),
+}
+_OPTIONAL = ("until", "by")
+
+
+def entry_fields(src: Mapping, bad: Callable[[str, str], None]) -> dict[str, Any] | None:
     """The fields of one override (YAML entry or API body) checked; `bad(key, what)` collects problems.
     Returns None when any field is wrong. `until` may be any time, past included (the caller decides)."""
+    values: dict[str, Any] = dict.fromkeys(_OPTIONAL)
     ok = True
-
-    def fail(key: str, what: str) -> None:
-        nonlocal ok
-        ok = False
-        bad(key, what)
-
-    values: dict[str, Any] = {}
-    try:
-        values["selector"] = parse_selector(src.get("selector"))
-    except SelectorError as exc:
-        fail("selector", str(exc))
-    state = src.get("state")
-    if state not in ("up", "down"):
-        fail("state", f"{short(state)}, expected down (drain) or up (answer it over failing checks)")
-    values["state"] = state
-    reason = src.get("reason")
-    if not isinstance(reason, str) or not reason.strip():
-        fail("reason", "required: a few words saying why (a ticket, the work being done)")
-    elif len(reason) > MAX_REASON:
-        fail("reason", f"longer than {MAX_REASON} characters")
-    else:
-        values["reason"] = reason.strip()
-    by = src.get("by")
-    if by is not None and (not isinstance(by, str) or not by.strip() or len(by) > MAX_BY):
-        fail("by", f"{short(by)}, expected a name of at most {MAX_BY} characters")
-    values["by"] = by.strip() if isinstance(by, str) else None
-    values["until"] = None
-    if src.get("until") is not None:
+    for key, field in ENTRY_FIELDS.items():
+        value = src.get(key)
+        if value is None and key in _OPTIONAL:
+            continue
         try:
-            values["until"] = parse_time(src["until"])
-        except ValueError as exc:
-            fail("until", str(exc))
+            values[key] = field.convert(value)
+        except Invalid as exc:
+            ok = False
+            bad(key, field.problem(value, exc))
     return values if ok else None
 
 
@@ -261,18 +279,14 @@ def parse_overrides(src: Any, file: str) -> tuple[Override, ...]:
             problems.append(Problem(file, line, f"entry {i + 1}: expected a mapping with selector, state and reason"))
             continue
 
-        def bad(key: str, what: str, item: SourceMap = item, i: int = i) -> None:
-            problems.append(Problem(file, item.line_of(key), f"entry {i + 1}: {key}: {what}"))
-
-        for key in item:
-            if key not in ENTRY_KEYS:
-                bad(key, f"unknown key (known: {', '.join(ENTRY_KEYS)})")
-        values = entry_fields(item, bad)
+        sec = Section(item, problems, file, f"entry {i + 1}: ", unknown=NAMED)
+        sec.unknown(ENTRY_FIELDS)
+        values = entry_fields(item, sec.bad)
         if values is None:
             continue
         selector = values["selector"]
         if selector in seen:
-            bad("selector", f"{selector} is already set on line {seen[selector]}; one entry per selector")
+            sec.bad("selector", f"{selector} is already set on line {seen[selector]}; one entry per selector")
             continue
         seen[selector] = item.line
         out.append(Override(source="file", file=file, line=item.line, **values))

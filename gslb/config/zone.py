@@ -14,6 +14,7 @@ from typing import Any
 
 import dnslib
 
+from gslb.config.kit import Custom, Flag, Int, Invalid, Section, Text, line_of
 from gslb.config.model import ExternalPool, RRset, Soa, Zone, ZoneLimits, frozen_map
 from gslb.config.names import NameError_, absolute, is_within, parent
 from gslb.config.overrides import FILE_NAME as OVERRIDES_FILE
@@ -23,34 +24,25 @@ from gslb.config.registry import RECORD_TYPES
 from gslb.config.yamlsrc import SourceList, SourceMap, load_yaml_file, short
 from gslb.errors import ConfigError, Problem
 
-ZONE_KEYS = {"origin", "ttl", "soa", "records", "pools", "ecs", "whoami"}
-SOA_KEYS = {"mname", "rname", "serial", "refresh", "retry", "expire", "minimum", "ttl"}
 NAME_KEYS = {"ttl", "pool"}
 MAX_TTL = 2**31 - 1
 DEFAULT_LIMITS = ZoneLimits()
+TTL = Int(0, MAX_TTL, f"a TTL (a whole number of seconds, 0..{MAX_TTL})", says="{value} is not {expected}")
+_READ = Custom("read by parse_zone", {})         # a key whose value parse_zone reads itself
+# The keys of a zone file and of its soa:, in the order messages list them (schemas: gslb/schema.py).
+ZONE_FIELDS = {"ecs": Flag(), "origin": Text("the zone's name, e.g. gslb.example.com."), "pools": _READ,
+               "records": _READ, "soa": _READ, "ttl": TTL, "whoami": Flag()}
+SOA_FIELDS = {"expire": TTL, "minimum": TTL, "mname": Text("a domain name"), "refresh": TTL, "retry": TTL,
+              "rname": Text("a domain name"), "serial": TTL, "ttl": TTL}
+_SOA_DEFAULTS = {"refresh": 3600, "retry": 600, "expire": 1209600, "minimum": 60, "serial": 0}
 
 
-class _Collector:
-    """Collects problems for one file; `at(src, key)` gives the line of a value."""
-
-    def __init__(self, file: str):
-        self.file = file
-        self.problems: list[Problem] = []
-
-    def add(self, line: int, what: str) -> None:
-        self.problems.append(Problem(self.file, line, what))
-
-    def at(self, src: Any, key: Any = None) -> int:
-        if isinstance(src, (SourceMap, SourceList)):
-            return src.line_of(key) if key is not None else src.line
-        return 0
-
-
-def _ttl(value: Any, where: str, line: int, c: _Collector) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TTL:
-        c.add(line, f"{where}: {short(value)} is not a TTL (a whole number of seconds, 0..{MAX_TTL})")
+def _ttl(value: Any, where: str, line: int, c: Section) -> int | None:
+    try:
+        return TTL.convert(value)
+    except Invalid as exc:
+        c.add(line, f"{where}: {TTL.problem(value, exc)}")
         return None
-    return value
 
 
 _LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -70,7 +62,7 @@ def _as_list(value: Any) -> list:
     return list(value) if isinstance(value, list) else [value]
 
 
-def _domain(value: Any, origin: str, where: str, line: int, c: _Collector) -> str | None:
+def _domain(value: Any, origin: str, where: str, line: int, c: Section) -> str | None:
     if not isinstance(value, str) or not value.strip():
         c.add(line, f"{where}: expected a domain name, got {short(value)}")
         return None
@@ -81,7 +73,7 @@ def _domain(value: Any, origin: str, where: str, line: int, c: _Collector) -> st
         return None
 
 
-def _int_field(item: Mapping, key: str, lo: int, hi: int, where: str, line: int, c: _Collector) -> int | None:
+def _int_field(item: Mapping, key: str, lo: int, hi: int, where: str, line: int, c: Section) -> int | None:
     value = item.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         c.add(line, f"{where}: {key} {short(value)}, expected a whole number {lo}..{hi}")
@@ -92,7 +84,7 @@ def _int_field(item: Mapping, key: str, lo: int, hi: int, where: str, line: int,
 # The parsers of the record types declared in gslb/config/registry.py: (type, value, origin, where, line,
 # collector) -> a dnslib RD object, or None after adding a problem.
 @RECORD_TYPES.implements("A", "AAAA")
-def _address(rtype: str, value: Any, origin: str, where: str, line: int, c: _Collector) -> Any:
+def _address(rtype: str, value: Any, origin: str, where: str, line: int, c: Section) -> Any:
     v6 = rtype == "AAAA"
     want = ipaddress.IPv6Address if v6 else ipaddress.IPv4Address
     try:
@@ -104,13 +96,13 @@ def _address(rtype: str, value: Any, origin: str, where: str, line: int, c: _Col
 
 
 @RECORD_TYPES.implements("NS", "CNAME", "PTR")
-def _name_record(rtype: str, value: Any, origin: str, where: str, line: int, c: _Collector) -> Any:
+def _name_record(rtype: str, value: Any, origin: str, where: str, line: int, c: Section) -> Any:
     target = _domain(value, origin, where, line, c)
     return None if target is None else getattr(dnslib, rtype)(target)
 
 
 @RECORD_TYPES.implements("TXT")
-def _txt(rtype: str, value: Any, origin: str, where: str, line: int, c: _Collector) -> Any:
+def _txt(rtype: str, value: Any, origin: str, where: str, line: int, c: Section) -> Any:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         c.add(line, f"{where}: TXT value {short(value)} must be a string (quote it)")
         return None
@@ -121,7 +113,7 @@ def _txt(rtype: str, value: Any, origin: str, where: str, line: int, c: _Collect
 
 
 @RECORD_TYPES.implements("MX")
-def _mx(rtype: str, value: Any, origin: str, where: str, line: int, c: _Collector) -> Any:
+def _mx(rtype: str, value: Any, origin: str, where: str, line: int, c: Section) -> Any:
     if isinstance(value, str) and len(value.split()) == 2:
         pref, exch = value.split()
         value = {"preference": int(pref) if pref.isdigit() else pref, "exchange": exch}
@@ -134,7 +126,7 @@ def _mx(rtype: str, value: Any, origin: str, where: str, line: int, c: _Collecto
 
 
 @RECORD_TYPES.implements("SRV")
-def _srv(rtype: str, value: Any, origin: str, where: str, line: int, c: _Collector) -> Any:
+def _srv(rtype: str, value: Any, origin: str, where: str, line: int, c: Section) -> Any:
     if not isinstance(value, Mapping):
         c.add(line, f"{where}: SRV expects {{priority, weight, port, target}}, got {short(value)}")
         return None
@@ -144,7 +136,7 @@ def _srv(rtype: str, value: Any, origin: str, where: str, line: int, c: _Collect
 
 
 @RECORD_TYPES.implements("CAA")
-def _caa(rtype: str, value: Any, origin: str, where: str, line: int, c: _Collector) -> Any:
+def _caa(rtype: str, value: Any, origin: str, where: str, line: int, c: Section) -> Any:
     if not isinstance(value, Mapping):
         c.add(line, f"{where}: CAA expects {{flags, tag, value}}, got {short(value)}")
         return None
@@ -163,27 +155,23 @@ def _caa(rtype: str, value: Any, origin: str, where: str, line: int, c: _Collect
 RECORD_TYPES.complete()
 
 
-def _rdata(rtype: str, value: Any, origin: str, where: str, line: int, c: _Collector) -> Any:
+def _rdata(rtype: str, value: Any, origin: str, where: str, line: int, c: Section) -> Any:
     """One record's data as a dnslib RD object, or None after adding a problem."""
     return RECORD_TYPES[rtype](rtype, value, origin, where, line, c)
 
 
-def _parse_soa(src: Any, origin: str, ttl: int, c: _Collector, zsrc: SourceMap) -> Soa | None:
-    if not isinstance(src, Mapping):
-        c.add(c.at(zsrc, "soa") or 1, "missing soa: {mname, rname, refresh, retry, expire, minimum}")
+def _parse_soa(zone: Section, origin: str, ttl: int) -> Soa | None:
+    if not isinstance(zone.get("soa"), Mapping):
+        zone.add(zone.line("soa") or 1, "missing soa: {mname, rname, refresh, retry, expire, minimum}")
         return None
-    for key in src:
-        if key not in SOA_KEYS:
-            c.add(c.at(src, key), f"soa: unknown key {short(key)} (known: {', '.join(sorted(SOA_KEYS))})")
-    mname = _domain(src.get("mname"), origin, "soa mname", c.at(src, "mname"), c)
-    rname = _domain(src.get("rname"), origin, "soa rname", c.at(src, "rname"), c)
-    defaults = {"refresh": 3600, "retry": 600, "expire": 1209600, "minimum": 60, "serial": 0, "ttl": ttl}
-    nums = {}
-    for key, default in defaults.items():
-        nums[key] = _ttl(src.get(key, default), f"soa {key}", c.at(src, key), c)
-    if mname is None or rname is None or None in nums.values():
+    sec = Section(zone.get("soa"), zone.problems, zone.file, "soa ")
+    names = ("mname", "rname")           # relative to the origin: read by _domain
+    values = {"ttl": ttl} | _SOA_DEFAULTS | sec.read(SOA_FIELDS, own=names)
+    for key in names:
+        values[key] = _domain(sec.get(key), origin, f"soa {key}", sec.line(key), sec)
+    if None in values.values() or len(values) != len(SOA_FIELDS):
         return None
-    return Soa(mname=mname, rname=rname, **nums)
+    return Soa(**values)
 
 
 def parse_zone(src: Any, file: str, regions: Regions, limits: ZoneLimits = DEFAULT_LIMITS) -> Zone:
@@ -192,28 +180,19 @@ def parse_zone(src: Any, file: str, regions: Regions, limits: ZoneLimits = DEFAU
 
     :raises ConfigError: listing every problem found, each with file:line.
     """
-    c = _Collector(file)
     if not isinstance(src, SourceMap):
         raise ConfigError([Problem(file, 1, "a zone file must be a mapping with origin, soa and records")])
-    for key in src:
-        if key not in ZONE_KEYS:
-            c.add(src.line_of(key), f"unknown key {short(key)} (known: {', '.join(sorted(ZONE_KEYS))})")
+    c = Section(src, [], file)
+    top = c.read(ZONE_FIELDS, own=("origin", "pools", "records", "soa"))
     origin = _domain(src.get("origin"), ".", "origin", src.line_of("origin") or 1, c) if "origin" in src \
         else c.add(1, "missing origin (the zone's name, e.g. origin: gslb.example.com.)")
     if origin is not None and _bad_label(origin) is not None:
         c.add(src.line_of("origin"), f"origin {short(origin)}: {_bad_label(origin)}")
         origin = None
     origin = origin or "invalid."
-    ttl = _ttl(src.get("ttl", 3600), "ttl", src.line_of("ttl"), c)
-    ttl = 3600 if ttl is None else ttl           # TTL 0 is a valid TTL (RFC 2181 8), not "unset"
-    ecs = src.get("ecs", True)
-    if not isinstance(ecs, bool):
-        c.add(src.line_of("ecs"), f"ecs: {short(ecs)}, expected true or false")
-    whoami = src.get("whoami", False)
-    if not isinstance(whoami, bool):
-        c.add(src.line_of("whoami"), f"whoami: {short(whoami)}, expected true or false")
-        whoami = False
-    soa = _parse_soa(src.get("soa"), origin, ttl, c, src)
+    ttl = top.get("ttl", 3600)                   # TTL 0 is a valid TTL (RFC 2181 8), not "unset"
+    ecs, whoami = top.get("ecs", True), top.get("whoami", False)
+    soa = _parse_soa(c, origin, ttl)
 
     pools_src = src.get("pools") or SourceMap()
     if not isinstance(pools_src, SourceMap):
@@ -291,21 +270,21 @@ def _nodes(origin: str, owners: set[str]) -> frozenset[str]:
 
 
 def _parse_name(name: str, raw_name: Any, entry: SourceMap, origin: str, zone_ttl: int, pools: Mapping,
-                c: _Collector, rrsets: dict, pool_names: dict, external: list) -> None:
-    name_ttl = _ttl(entry.get("ttl", zone_ttl), f"{raw_name} ttl", c.at(entry, "ttl"), c)
+                c: Section, rrsets: dict, pool_names: dict, external: list) -> None:
+    name_ttl = _ttl(entry["ttl"], f"{raw_name} ttl", line_of(entry, "ttl"), c) if "ttl" in entry else None
     name_ttl = zone_ttl if name_ttl is None else name_ttl
     if "pool" in entry:
         pool = entry["pool"]
         if not isinstance(pool, str) or not pool:
-            c.add(c.at(entry, "pool"), f"{raw_name}: pool must name a pool")
+            c.add(line_of(entry, "pool"), f"{raw_name}: pool must name a pool")
         else:
             pool_names[name] = pool
             if pool not in pools:       # a pool of another zone file: resolved when all zones are loaded
-                external.append(ExternalPool(str(raw_name), pool, c.at(entry, "pool")))
+                external.append(ExternalPool(str(raw_name), pool, line_of(entry, "pool")))
     for key, value in entry.items():
         if key in NAME_KEYS:
             continue
-        line = c.at(entry, key)
+        line = line_of(entry, key)
         rtype = str(key).upper()
         if rtype == "SOA":
             c.add(line, f"{raw_name}: SOA goes in the zone's soa: key, not under records")
@@ -330,7 +309,7 @@ def _parse_name(name: str, raw_name: Any, entry: SourceMap, origin: str, zone_tt
             rrsets.setdefault(name, {})[rtype] = RRset(name, rtype, name_ttl, tuple(rdatas))
 
 
-def _check_zone_rules(origin: str, rrsets: dict, pool_names: dict, records: Any, c: _Collector) -> None:
+def _check_zone_rules(origin: str, rrsets: dict, pool_names: dict, records: Any, c: Section) -> None:
     """Rules across records: CNAME exclusivity, apex NS, glue for in-zone name servers."""
     def line_for(name: str) -> int:
         for raw in records:

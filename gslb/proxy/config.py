@@ -9,20 +9,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gslb.config.check import parse_check
+from gslb.config.kit import (
+    Choice,
+    Custom,
+    Field,
+    Flag,
+    HostPort,
+    Int,
+    Invalid,
+    Number,
+    Seconds,
+    Section,
+    Text,
+    line_of,
+    split_hostport,
+)
 from gslb.config.model import Check
 from gslb.config.notify import NotifyTarget, parse_notify
 from gslb.config.registry import ALGORITHMS
 from gslb.config.yamlsrc import SourceList, SourceMap, load_yaml_file, short
 from gslb.errors import ConfigError, Problem
 
-TOP_KEYS = {"listen", "admin", "pools", "routes", "admin_token", "sticky_secret", "timeouts", "limits",
-            "rate_limit", "drain_timeout", "retries", "access_log", "fail_open", "notify",
-            "report_to", "report_name", "report_key", "report_region", "report_interval"}
 REPORT_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")     # the PROXY of a zone's proxy_pool: PROXY/POOL
-POOL_KEYS = {"algorithm", "backends", "check", "sticky", "hash", "slow_start", "outlier", "max_connections",
-             "fail_open"}
-BACKEND_KEYS = {"address", "weight", "drain", "max_connections"}
-ROUTE_KEYS = {"name", "host", "path", "header", "pool", "pools", "default"}
+ACCESS_LOG_HELP = "true, false, stderr, an absolute file path or {path, buffer, flush}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,62 +152,89 @@ class ProxyConfig:
     report: ReportConfig | None = None         # None: no report_to, DNS sees this proxy through its checks only
 
 
-def _hostport(text: Any) -> tuple[str, int] | None:
-    if not isinstance(text, str):
-        return None
-    text = text.strip()
-    if text.startswith("["):
-        host, _, port = text[1:].partition("]:")
-    else:
-        host, _, port = text.rpartition(":")
-    try:
-        number = int(port)
-    except ValueError:
-        return None
-    return (host, number) if host and 0 <= number <= 65535 else None
+def _at_least(lo: int) -> Field:
+    return Int(lo, expected=f"a number >= {lo}")
 
 
-class _P:
-    def __init__(self, file: str):
-        self.file, self.problems = file, []
-
-    def add(self, src: Any, key: Any, what: str) -> None:
-        line = src.line_of(key) if isinstance(src, (SourceMap, SourceList)) else 0
-        self.problems.append(Problem(self.file, line, what))
-
-    def unknown(self, src: SourceMap, known: set[str], where: str) -> None:
-        for key in src:
-            if key not in known:
-                self.add(src, key, f"{where}unknown key {short(key)} (known: {', '.join(sorted(known))})")
-
-    def mapping(self, src: SourceMap, key: str, known: set[str], where: str) -> SourceMap | None:
-        """src[key] as a mapping with only `known` keys; None (and a problem if present) otherwise."""
-        value = src.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, SourceMap):
-            self.add(src, key, f"{where}{key}: expected a mapping with {', '.join(sorted(known))}")
-            return None
-        self.unknown(value, known, f"{where}{key}: ")
+def _match(pattern: re.Pattern, expected: str, schema: dict | None = None) -> Field:
+    """A string matching `pattern` as a whole."""
+    def convert(value: Any) -> str:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise Invalid
         return value
-
-    def flag(self, src: SourceMap, key: str, default: bool, where: str) -> bool:
-        value = src.get(key, default)
-        if not isinstance(value, bool):
-            self.add(src, key, f"{where}{key} {short(value)}, expected true or false")
-            return default
-        return value
-
-    def number(self, src: SourceMap, key: str, default: float, lo: float, where: str, integer: bool = False) -> Any:
-        value = src.get(key, default)
-        ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-        if isinstance(value, bool) or not ok or value < lo:
-            self.add(src, key, f"{where}{key} {short(value)}, expected a number >= {lo}")
-            return default
-        return value
+    return Custom(expected, schema or {"type": "string", "pattern": f"^{pattern.pattern}$"}, convert)
 
 
-def _listeners(src: Any, p: _P, top: SourceMap) -> tuple[Listener, ...]:
+def _host(value: Any) -> str:
+    if not isinstance(value, str) or not value or "*" in value.removeprefix("*."):
+        raise Invalid
+    return value.lower()
+
+
+def _header(value: Any) -> tuple[str, str]:
+    if isinstance(value, SourceMap) and len(value) == 1:
+        (name, text), = value.items()
+        return str(name).lower(), str(text)
+    if isinstance(value, str) and ":" in value:
+        name, _, text = value.partition(":")
+        return name.strip().lower(), text.strip()
+    raise Invalid
+
+
+def _urls(value: Any) -> tuple[str, ...]:
+    urls = value if isinstance(value, list) else [value]
+    if not urls or not all(isinstance(u, str) and u.startswith(("http://", "https://")) for u in urls):
+        raise Invalid
+    return tuple(u.rstrip("/") for u in urls)
+
+
+_OWN = Custom("read by its own parser", {})        # a key read by the code below (schema: gslb/schema.py)
+_TEXT = Custom("a string", {"type": "string"}, lambda value: None if value is None else str(value))
+_PATH = re.compile(r"stderr|/.*")
+# Every key, in the order messages list them; each section's dataclass holds its defaults.
+BACKEND_FIELDS = {"address": HostPort("HOST:PORT", says="{value} is not HOST:PORT"), "drain": Flag(),
+                  "max_connections": _at_least(0), "weight": _at_least(0)}
+STICKY_FIELDS = {"cookie": _match(re.compile(r'[^ ;=,"\t]+'), "a cookie name"), "ttl": _at_least(1)}
+OUTLIER_FIELDS = {"ejection": Number(0), "failures": _at_least(1)}
+POOL_FIELDS = {
+    "algorithm": Choice(ALGORITHMS, ", "), "backends": _OWN, "check": _OWN, "fail_open": Flag(),
+    "hash": _match(re.compile(r"ip|header:.+|cookie:.+"), "ip, header:NAME or cookie:NAME"),
+    "max_connections": _at_least(0), "outlier": _OWN, "slow_start": Number(0), "sticky": _OWN}
+WEIGHTED_FIELDS = {"pool": Text("a pool's name"), "weight": _at_least(0)}
+ROUTE_FIELDS = {
+    "default": Flag(), "header": Custom("'Name: value' or {Name: value}", {"anyOf": [
+        {"type": "string", "pattern": ":"}, {"type": "object", "minProperties": 1, "maxProperties": 1}]}, _header),
+    "host": Custom("a name or *.domain", {"type": "string", "minLength": 1}, _host),
+    "name": Custom("the route's metrics label", {"type": "string"}, str),
+    "path": _match(re.compile(r"/.*"), "a path starting with /", {"type": "string", "pattern": "^/"}),
+    "pool": Text("a pool's name"), "pools": _OWN}
+TIMEOUT_FIELDS = {key: Number(0.01) for key in ("connect", "idle", "read", "total")}
+LIMIT_FIELDS = {"max_body_size": _at_least(0), "max_header_size": _at_least(1024),
+                "max_response_header_size": _at_least(1024)}
+RATE_FIELDS = {"burst": _at_least(1), "rate": Number(0.001)}
+ACCESS_LOG_FIELDS = {"buffer": _at_least(0), "flush": Number(0.01),
+                     "path": _match(_PATH, "stderr or an absolute file path")}
+SECTIONS = {"timeouts": TIMEOUT_FIELDS, "limits": LIMIT_FIELDS, "rate_limit": RATE_FIELDS}
+TOP_FIELDS = {
+    "access_log": _OWN, "admin": HostPort(), "admin_token": _TEXT, "drain_timeout": Number(0), "fail_open": Flag(),
+    "limits": _OWN, "listen": _OWN, "notify": _OWN, "pools": _OWN, "rate_limit": _OWN,
+    "report_interval": Seconds(0.1, 60), "report_key": Text("the key as text"),
+    "report_name": _match(REPORT_NAME, "letters, digits, '.', '_' or '-' (up to 64): zones name this proxy "
+                                       "by it (proxy_pool: NAME/POOL)"),
+    "report_region": _match(REPORT_NAME, "a region name"),
+    "report_to": Custom("a list of DNS API URLs (http://ns1:8053)", {"type": "array", "minItems": 1, "items": {
+        "type": "string", "pattern": "^https?://"}}, _urls),
+    "retries": _at_least(0), "routes": _OWN, "sticky_secret": _TEXT,
+    "timeouts": _OWN}
+
+
+def _sub(sec: Section, key: str, fields: dict[str, Field], label: str) -> dict[str, Any] | None:
+    """The values of a nested mapping (`timeouts:`, `sticky:` ...); None when absent or not a mapping."""
+    inner = sec.sub(key, f"a mapping with {', '.join(fields)}", label=label, says="expected {expected}")
+    return None if inner is None else inner.read(fields)
+
+
+def _listeners(src: Any, top: Section) -> tuple[Listener, ...]:
     items = src if isinstance(src, list) else [src]
     out = []
     for i, item in enumerate(items):
@@ -206,175 +242,120 @@ def _listeners(src: Any, p: _P, top: SourceMap) -> tuple[Listener, ...]:
         address = item
         if isinstance(item, SourceMap):
             address, tls = item.get("address"), item.get("tls")
-        hp = _hostport(address)
+        hp = split_hostport(address)
         if hp is None:
-            p.add(items if isinstance(items, SourceList) else top, i if isinstance(items, SourceList) else "listen",
-                  f"listen: {short(address)} is not ADDR:PORT")
+            top.add(line_of(items, i) if isinstance(items, SourceList) else top.line("listen"),
+                    f"listen: {short(address)} is not ADDR:PORT")
             continue
         cert = key = None
         if tls is not None:
             if not isinstance(tls, SourceMap) or not tls.get("cert") or not tls.get("key"):
-                p.add(item, "tls", "listen tls: needs {cert: FILE, key: FILE}")
+                top.add(line_of(item, "tls"), "listen tls: needs {cert: FILE, key: FILE}")
             else:
-                base = os.path.dirname(os.path.abspath(p.file))
+                base = os.path.dirname(os.path.abspath(top.file))
                 cert, key = (os.path.join(base, tls[k]) for k in ("cert", "key"))
                 for k, path in (("cert", cert), ("key", key)):
                     if not os.path.exists(path):
-                        p.add(tls, k, f"listen tls {k}: {path} does not exist")
+                        top.add(tls.line_of(k), f"listen tls {k}: {path} does not exist")
         out.append(Listener(hp[0], hp[1], cert, key))
     return tuple(out)
 
 
-def _pool(name: str, src: Any, p: _P, fail_open: bool) -> UpstreamPool | None:
+def _pool(name: str, src: Any, top: Section, fail_open: bool) -> UpstreamPool | None:
     where = f"pool {short(name)}: "
     if not isinstance(src, SourceMap):
-        p.add(src, None, f"{where}expected a mapping with backends")
+        top.add(0, f"{where}expected a mapping with backends")
         return None
-    p.unknown(src, POOL_KEYS, where)
-    algorithm = src.get("algorithm", "round_robin")
-    if algorithm not in ALGORITHMS:
-        p.add(src, "algorithm", f"{where}algorithm {short(algorithm)}, expected one of {', '.join(ALGORITHMS)}")
-        algorithm = "round_robin"
+    sec = Section(src, top.problems, top.file, where, " ")
+    values = {"fail_open": fail_open} | sec.read(POOL_FIELDS, own=("backends", "check", "outlier", "sticky"))
+    pool_limit = values.pop("max_connections", 0)      # each backend's, unless it sets one
     backends = []
-    pool_limit = p.number(src, "max_connections", 0, 0, where, True)   # each backend's, unless it sets one
     raw = src.get("backends")
     if not isinstance(raw, list) or not raw:
-        p.add(src, "backends", f"{where}backends must be a non-empty list")
+        sec.add(sec.line("backends"), f"{where}backends must be a non-empty list")
         raw = []
     for i, item in enumerate(raw):
         item = item if isinstance(item, SourceMap) else SourceMap({"address": item})
-        p.unknown(item, BACKEND_KEYS, f"{where}backend {i + 1}: ")
-        hp = _hostport(item.get("address"))
-        if hp is None:
-            p.add(raw, i, f"{where}backend {i + 1}: address {short(item.get('address'))} is not HOST:PORT")
+        Section(item, top.problems, top.file, f"{where}backend {i + 1}: ").unknown(BACKEND_FIELDS)
+        if split_hostport(item.get("address")) is None:
+            top.add(line_of(raw, i), f"{where}backend {i + 1}: address {short(item.get('address'))} is not HOST:PORT")
             continue
-        backends.append(Backend(hp[0], hp[1], p.number(item, "weight", 1, 0, where, True),
-                                p.flag(item, "drain", False, where),
-                                p.number(item, "max_connections", pool_limit, 0, where, True)))
-    sticky = None
-    s = p.mapping(src, "sticky", {"cookie", "ttl"}, where)
-    if s is not None:
-        cookie = s.get("cookie", "GSLBSTICKY")
-        if not isinstance(cookie, str) or not cookie or any(c in cookie for c in ' ;=,"\t'):
-            p.add(s, "cookie", f"{where}sticky cookie {short(cookie)}, expected a cookie name")
-        sticky = Sticky(str(cookie), p.number(s, "ttl", 3600, 1, where, True))
-    hash_key = src.get("hash", "ip")
-    if not (hash_key == "ip" or str(hash_key).startswith(("header:", "cookie:"))):
-        p.add(src, "hash", f"{where}hash {short(hash_key)}, expected ip, header:NAME or cookie:NAME")
-    outlier = Outlier()
-    o = p.mapping(src, "outlier", {"failures", "ejection"}, where)
-    if o is not None:
-        outlier = Outlier(p.number(o, "failures", 5, 1, where, True), p.number(o, "ejection", 30.0, 0, where))
-    check = parse_check(src.get("check"), f"pool {short(name)}", p.file, src.line_of("check"), p.problems)
-    return UpstreamPool(name, tuple(backends), algorithm, check, sticky, str(hash_key),
-                        p.number(src, "slow_start", 0.0, 0, where), outlier, p.flag(src, "fail_open", fail_open, where))
+        backend = Section(item, top.problems, top.file, where, " ").read(BACKEND_FIELDS, unknown=False)
+        host, port = backend.pop("address")
+        backends.append(Backend(host, port, **{"max_connections": pool_limit} | backend))
+    sticky = _sub(sec, "sticky", STICKY_FIELDS, f"{where}sticky ")
+    outlier = _sub(sec, "outlier", OUTLIER_FIELDS, f"{where}outlier ")
+    check = parse_check(src.get("check"), f"pool {short(name)}", top.file, src.line_of("check"), top.problems)
+    return UpstreamPool(name, tuple(backends), check=check, sticky=None if sticky is None else Sticky(**sticky),
+                        outlier=Outlier(**outlier or {}), **values)
 
 
-def _route(i: int, src: Any, pools: dict, p: _P) -> Route | None:
+def _route(i: int, src: Any, pools: dict, top: Section) -> Route | None:
     where = f"route {i + 1}: "
     if not isinstance(src, SourceMap):
-        p.add(src, None, f"{where}expected a mapping like {{host: example.com, pool: app}}")
+        top.add(0, f"{where}expected a mapping like {{host: example.com, pool: app}}")
         return None
-    p.unknown(src, ROUTE_KEYS, where)
+    sec = Section(src, top.problems, top.file, where, " ")
+    values = sec.read(ROUTE_FIELDS, own=("pools",))
     targets: list[tuple[str, int]] = []
     if "pool" in src:
         targets.append((src["pool"], 1))
     raw_pools = src.get("pools") or []
     for j, item in enumerate(raw_pools if isinstance(raw_pools, list) else [raw_pools]):
         if isinstance(item, SourceMap):
-            p.unknown(item, {"pool", "weight"}, where)
-            targets.append((item.get("pool"), p.number(item, "weight", 1, 0, where, True)))
+            weighted = Section(item, top.problems, top.file, where, " ").read(WEIGHTED_FIELDS)
+            targets.append((item.get("pool"), weighted.get("weight", 1)))
         else:
-            p.add(src, "pools", f"{where}pools item {j + 1}: expected {{pool: NAME, weight: N}}")
+            sec.bad("pools", f"item {j + 1}: expected {{pool: NAME, weight: N}}")
     if not targets:
-        p.add(src, None, f"{where}needs pool: NAME or pools: [{{pool: NAME, weight: N}}, ...]")
+        sec.add(src.line, f"{where}needs pool: NAME or pools: [{{pool: NAME, weight: N}}, ...]")
     for name, _ in targets:
         if name not in pools:
-            p.add(src, "pool" if "pool" in src else "pools", f"{where}pool {short(name)} does not exist")
-    header = None
-    if "header" in src:
-        h = src["header"]
-        if isinstance(h, SourceMap) and len(h) == 1:
-            header = (str(next(iter(h))).lower(), str(next(iter(h.values()))))
-        elif isinstance(h, str) and ":" in h:
-            name, _, value = h.partition(":")
-            header = (name.strip().lower(), value.strip())
-        else:
-            p.add(src, "header", f"{where}header: expected 'Name: value' or {{Name: value}}")
-    path = src.get("path", "/")
-    if not isinstance(path, str) or not path.startswith("/"):
-        p.add(src, "path", f"{where}path {short(path)} must start with /")
-        path = "/"
-    host = src.get("host")
-    if host is not None and (not isinstance(host, str) or not host or "*" in host.removeprefix("*.")):
-        p.add(src, "host", f"{where}host {short(host)}, expected a name or *.domain")
-    host = None if host is None else str(host).lower()
-    default = p.flag(src, "default", False, where)
-    name = src.get("name")
-    if name is None:
-        name = "default" if default else (host or "*") + path + (f" {header[0]}={header[1]}" if header else "")
-    return Route(tuple(targets), host, path, header, default, str(name))
+            sec.add(sec.line("pool" if "pool" in src else "pools"), f"{where}pool {short(name)} does not exist")
+    values.pop("pool", None)
+    host, path, header = values.get("host"), values.setdefault("path", "/"), values.get("header")
+    if "name" not in values:
+        values["name"] = "default" if values.get("default") else \
+            (host or "*") + path + (f" {header[0]}={header[1]}" if header else "")
+    return Route(tuple(targets), **values)
 
 
-ACCESS_LOG_HELP = "expected true, false, stderr, an absolute file path or {path, buffer, flush}"
-
-
-def _access_log(src: SourceMap, p: _P) -> AccessLogConfig | None:
+def _access_log(top: Section) -> AccessLogConfig | None:
     """`access_log`: true (stderr), false (off), `stderr`, an absolute path, or {path, buffer, flush}."""
-    value = src.get("access_log", True)
+    value = top.get("access_log", True)
     if value is False:
         return None
     if value is True:
         return AccessLogConfig()
-    where, key, options = src, "access_log", None
+    where, key, options = top, "access_log", {}
     if isinstance(value, SourceMap):
-        options = p.mapping(src, "access_log", {"path", "buffer", "flush"}, "")
-        value = options.get("path", "stderr")
-        if "path" in options:
-            where, key = options, "path"
-    if not isinstance(value, str) or not (value == "stderr" or value.startswith("/")):
-        p.add(where, key, f"access_log {short(value)}, {ACCESS_LOG_HELP}")
+        where = Section(value, top.problems, top.file, "access_log: ", " ")
+        options = where.read(ACCESS_LOG_FIELDS, own=("path",))
+        value, key = value.get("path", "stderr"), "path"
+    if not isinstance(value, str) or not _PATH.fullmatch(value):
+        where.add(where.line(key), f"access_log {short(value)}, expected {ACCESS_LOG_HELP}")
         return None
     path = None if value == "stderr" else value
     if path is not None and not os.path.isdir(os.path.dirname(path)):
-        p.add(where, key, f"access_log {short(path)}: directory {os.path.dirname(path)} does not exist")
-    if options is None:
-        return AccessLogConfig(path)
-    return AccessLogConfig(path, p.number(options, "buffer", 65536, 0, "access_log: ", True),
-                           float(p.number(options, "flush", 1.0, 0.01, "access_log: ")))
+        where.add(where.line(key), f"access_log {short(path)}: directory {os.path.dirname(path)} does not exist")
+    return AccessLogConfig(path, **options)
 
 
-def _report(src: SourceMap, p: _P) -> ReportConfig | None:
+def _report(top: Section, values: dict[str, Any]) -> ReportConfig | None:
     """`report_to` (a list of DNS API URLs) with `report_name`, `report_key` (or $GSLB_REPORT_KEY),
     `report_region` and `report_interval`; the others are refused without `report_to`."""
-    if "report_to" not in src:
+    given = {key: values.pop(key) for key in list(values) if key.startswith("report_")}
+    if "report_to" not in top.src:
         for key in ("report_name", "report_key", "report_region", "report_interval"):
-            if key in src:
-                p.add(src, key, f"{key} without report_to: nothing would be reported")
+            if key in top.src:
+                top.bad(key, "without report_to: nothing would be reported")
         return None
-    urls = src["report_to"]
-    urls = urls if isinstance(urls, list) else [urls]
-    if not urls or not all(isinstance(u, str) and u.startswith(("http://", "https://")) for u in urls):
-        p.add(src, "report_to", f"report_to {short(src['report_to'])}, expected a list of DNS API URLs "
-                                "(http://ns1:8053)")
-    name = src.get("report_name", socket.gethostname().split(".")[0])
-    if not isinstance(name, str) or not REPORT_NAME.fullmatch(name):
-        p.add(src, "report_name", f"report_name {short(name)}, expected letters, digits, '.', '_' or '-' "
-                                  "(up to 64): zones name this proxy by it (proxy_pool: NAME/POOL)")
-    key = src.get("report_key") or os.environ.get("GSLB_REPORT_KEY")
-    if not key:
-        p.add(src, "report_to", "report_to needs a key: report_key or $GSLB_REPORT_KEY (the DNS nodes' "
-                                "health.secret, or with report_region that region's health.region_keys entry)")
-    elif not isinstance(key, str):
-        p.add(src, "report_key", "report_key: expected the key as text")
-    region = src.get("report_region")
-    if region is not None and (not isinstance(region, str) or not REPORT_NAME.fullmatch(region)):
-        p.add(src, "report_region", f"report_region {short(region)}, expected a region name")
-    interval = float(p.number(src, "report_interval", 1.0, 0.1, ""))
-    if interval > 60:
-        p.add(src, "report_interval", f"report_interval {short(interval)}, expected 0.1..60 seconds")
-    return ReportConfig(tuple(str(u).rstrip("/") for u in urls if isinstance(u, str)), str(name), str(key or ""),
-                        None if region is None else str(region), interval)
+    key = given.get("report_key") or os.environ.get("GSLB_REPORT_KEY")
+    if not key and "report_key" not in top.src:
+        top.bad("report_to", "needs a key: report_key or $GSLB_REPORT_KEY (the DNS nodes' health.secret, or "
+                             "with report_region that region's health.region_keys entry)")
+    return ReportConfig(given.get("report_to", ()), given.get("report_name", socket.gethostname().split(".")[0]),
+                        str(key or ""), given.get("report_region"), given.get("report_interval", 1.0))
 
 
 def load_proxy_config(path: str) -> ProxyConfig:
@@ -383,62 +364,47 @@ def load_proxy_config(path: str) -> ProxyConfig:
     :raises ConfigError: listing every problem with file:line.
     """
     src = load_yaml_file(path)
-    p = _P(path)
     if not isinstance(src, SourceMap):
         raise ConfigError([Problem(path, 1, "the proxy config must be a mapping with listen, pools and routes")])
-    p.unknown(src, TOP_KEYS, "")
-    listen = _listeners(src.get("listen", ["127.0.0.1:8080"]), p, src)
-    admin = _hostport(src.get("admin", "127.0.0.1:8081"))
-    if admin is None:
-        p.add(src, "admin", f"admin: {short(src.get('admin'))} is not ADDR:PORT")
-    pools = {}
-    fail_open = p.flag(src, "fail_open", False, "")
+    top = Section(src, [], path, sep=" ")
+    values = top.read(TOP_FIELDS, own=[key for key, field in TOP_FIELDS.items() if field is _OWN])
+    listen = _listeners(src.get("listen", ["127.0.0.1:8080"]), top)
+    pools, fail_open = {}, values.pop("fail_open", False)
     if not isinstance(src.get("pools"), SourceMap) or not src["pools"]:
-        p.add(src, "pools", "pools: needs at least one pool")
+        top.add(top.line("pools"), "pools: needs at least one pool")
     else:
         for name, pool_src in src["pools"].items():
-            pool = _pool(str(name), pool_src, p, fail_open)
+            pool = _pool(str(name), pool_src, top, fail_open)
             if pool is not None:
                 pools[pool.name] = pool
     routes = []
     raw_routes = src.get("routes")
     if not isinstance(raw_routes, list) or not raw_routes:
-        p.add(src, "routes", "routes: needs at least one route (e.g. {default: true, pool: app})")
+        top.add(top.line("routes"), "routes: needs at least one route (e.g. {default: true, pool: app})")
         raw_routes = []
     default_at = None
     for i, item in enumerate(raw_routes):
-        route = _route(i, item, pools, p)
+        route = _route(i, item, pools, top)
         if route is None:
             continue
         if default_at is not None:
-            p.add(raw_routes, i, f"route {i + 1}: never used: route {default_at + 1} (default: true) matches first")
+            top.add(line_of(raw_routes, i),
+                    f"route {i + 1}: never used: route {default_at + 1} (default: true) matches first")
         elif route.default:
             default_at = i
         routes.append(route)
-    t = p.mapping(src, "timeouts", {"connect", "read", "total", "idle"}, "") or SourceMap()
-    timeouts = Timeouts(*(p.number(t, k, d, 0.01, "timeouts: ") for k, d in
-                          (("connect", 2.0), ("read", 30.0), ("total", 60.0), ("idle", 60.0))))
-    lim = p.mapping(src, "limits", {"max_header_size", "max_body_size", "max_response_header_size"}, "") \
-        or SourceMap()
-    limits = Limits(p.number(lim, "max_header_size", 32768, 1024, "limits: ", True),
-                    p.number(lim, "max_body_size", 100 * 1024 * 1024, 0, "limits: ", True),
-                    p.number(lim, "max_response_header_size", 65536, 1024, "limits: ", True))
-    rate = None
-    r = p.mapping(src, "rate_limit", {"rate", "burst"}, "")
-    if r is not None:
-        rate = RateLimit(p.number(r, "rate", 100.0, 0.001, "rate_limit: "), p.number(r, "burst", 100, 1, "rate_limit: ", True))
-    drain_timeout = float(p.number(src, "drain_timeout", 30.0, 0, ""))
-    retries = p.number(src, "retries", 1, 0, "", True)
-    access_log = _access_log(src, p)
-    notify = parse_notify(src.get("notify"), p.problems, (path, src.line_of("notify")))
-    report = _report(src, p)
-    if p.problems:
-        raise ConfigError(p.problems)
-    token = src.get("admin_token") or os.environ.get("GSLB_ADMIN_TOKEN")
+    timeouts = _sub(top, "timeouts", TIMEOUT_FIELDS, "timeouts: ")
+    limits = _sub(top, "limits", LIMIT_FIELDS, "limits: ")
+    rate = _sub(top, "rate_limit", RATE_FIELDS, "rate_limit: ")
+    access_log = _access_log(top)
+    notify = parse_notify(src.get("notify"), top.problems, (path, src.line_of("notify")))
+    report = _report(top, values)
+    if top.problems:
+        raise ConfigError(top.problems)
+    token = values.pop("admin_token", None) or os.environ.get("GSLB_ADMIN_TOKEN")
     return ProxyConfig(
-        file=path, listen=listen, admin=admin, pools=pools, routes=tuple(routes),
-        admin_token=None if token is None else str(token),
-        sticky_secret=str(src.get("sticky_secret") or token or ""),
-        timeouts=timeouts, limits=limits, rate_limit=rate,
-        drain_timeout=drain_timeout, retries=retries, access_log=access_log, notify=notify,
-        report=report)
+        file=path, listen=listen, pools=pools, routes=tuple(routes), admin_token=token,
+        sticky_secret=values.pop("sticky_secret", None) or token or "",
+        timeouts=Timeouts(**timeouts or {}), limits=Limits(**limits or {}),
+        rate_limit=None if rate is None else RateLimit(**{"rate": 100.0, "burst": 100} | rate),
+        access_log=access_log, notify=notify, report=report, **{"admin": ("127.0.0.1", 8081)} | values)
