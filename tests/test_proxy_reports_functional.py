@@ -212,6 +212,12 @@ def test_backends_die_both_nodes_withdraw_at_once_and_return(fleet):
     status = subprocess.run([sys.executable, "-m", "gslb", "status", "--api", api], cwd=REPO, capture_output=True,
                             text=True, timeout=20, check=True).stdout
     assert "proxy eu-1: live" in status and "proxy eu-1/app" in status and "2/2 backends" in status, status
+    apis = [a for n in nodes for a in ("--api", f"http://{n.api[0]}:{n.api[1]}")]
+    fleet_status = subprocess.run([sys.executable, "-m", "gslb", "status", *apis], cwd=REPO, capture_output=True,
+                                  text=True, timeout=20, check=True).stdout      # exit 0: the nodes agree
+    assert "regional proxies (per node):" in fleet_status
+    (row,) = [line for line in fleet_status.splitlines() if line.strip().startswith("eu-1 ")]
+    assert row.count("live (app 2/2)") == 2, fleet_status
 
 
 def test_a_killed_proxy_is_decided_by_the_probers(fleet):
@@ -300,5 +306,11 @@ def test_capacity_follow_moves_the_share_within_2_s(fleet):
     for srv in nodes:
         share = eu_share(srv)
         assert 0.15 <= share <= 0.35 and abs(share - 1 / 3) < 0.06, share
+    # gslb explain (its API) shows the proxy's view and the weight it gives
+    url = f"http://{nodes[0].api[0]}:{nodes[0].api[1]}/v1/explain?name=cap.p.test&type=A"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        lines = "\n".join(json.load(resp)["lines"])
+    assert "proxy eu-1/app: 1 of 2 backends healthy, weight 1/2" in lines, lines
+    assert f"candidate {EU} (site eu) weight 0.5 share 33%" in lines, lines
     backends["eu"][0].start()
     wait_until(lambda: all(n.server.health.proxy("eu-1/app").healthy == 2 for n in nodes), 3, "eu whole again")

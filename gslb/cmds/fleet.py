@@ -97,6 +97,7 @@ def compare(nodes: Sequence[Node], now: float) -> FleetView:
     _compare_overrides(ok, view)
     _compare_endpoints(ok, view)
     _probers(ok, view, now)
+    _proxies(ok, view)
     return view
 
 
@@ -187,6 +188,28 @@ def _probers(nodes: Sequence[Node], view: FleetView, now: float) -> None:
                     f"{now - s.get('last', now):.0f} s ago): {s.get('last_message', '')}")
             view.lines.append(f"  {line}")
             view.warnings.append(line)
+
+
+def _proxies(nodes: Sequence[Node], view: FleetView) -> None:
+    """Each regional proxy's reports as every node holds them (docs/proxy.md, "Reporting to DNS")."""
+    names = sorted({p for n in nodes for p in n.health.get("proxies", {})})
+    if not names:
+        return
+    view.lines.append("regional proxies (per node):")
+    for name in names:
+        cells = {}
+        for n in nodes:
+            x = n.health.get("proxies", {}).get(name)
+            if x is None:
+                cells[n.label] = "never reported"
+                continue
+            pools = ", ".join(f"{p} {v['healthy']}/{v['total']}" for p, v in sorted(x["pools"].items()))
+            cells[n.label] = ("live" if x.get("live") else f"SILENT {x.get('age', 0):.0f} s") + f" ({pools})"
+        differs = len({c.split(" ")[0] for c in cells.values()}) > 1
+        view.lines.append(f"  {name:<24} " + "   ".join(f"{label}: {c}" for label, c in cells.items())
+                          + ("  <- differs" if differs else ""))
+        if differs:
+            view.warnings.append(f"proxy {name}: " + ", ".join(f"{k} {v}" for k, v in cells.items()))
 
 
 def render(view: FleetView) -> str:
