@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
 import pytest
 from httpsite import LoopThread
@@ -154,3 +155,44 @@ def test_header_lines_pass_through_as_sent_minus_hop_by_hop(wire):
     assert response.startswith("HTTP/1.1 200 OK\r\nServer: raw\r\nset-cookie: a=1\r\nSet-Cookie: b=2\r\n"
                                "ETag:   \"e1\"\r\nContent-Length: 2\r\nConnection: close\r\nX-Request-ID: ")
     assert "X-Hop-Back" not in response and "Keep-Alive" not in response and response.endswith("\r\n\r\nok")
+
+
+@pytest.mark.parametrize("pieces", [1, 3, 40], ids=["one read", "three reads", "forty reads"])
+def test_a_head_in_one_read_or_in_pieces_gives_the_same_request(wire, pieces):
+    """One read that is exactly a head is parsed without a callback per header; a head in pieces with one;
+    routes and balancers read the same headers and the backend gets the same lines either way."""
+    seen: list[bytes] = []
+
+    async def handler(reader, writer):
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+
+    class Asking(FakePolicy):
+        def begin(self, req):
+            self.calls.append(("headers", req.header("x-route"), req.header("COOKIE"), req.cookie("pin"),
+                               req.header("absent")))
+            return super().begin(req)
+
+    backend = RawBackend(handler)
+    head = (b"GET /p HTTP/1.1\r\nHost: h.test\r\nX-Route: blue\r\nCookie: a=1; pin=xyz\r\n"
+            b"Connection: close\r\n\r\n")
+    try:
+        policy = Asking([state_of(backend.address)])
+        w = wire(policy)
+        with socket.create_connection(("127.0.0.1", w.port), timeout=5) as sock:
+            size = -(-len(head) // pieces)
+            for i in range(0, len(head), size):
+                sock.sendall(head[i:i + size])
+                if pieces > 1:
+                    time.sleep(0.01)          # separate reads on the proxy's side (most of the time)
+            got = b""
+            while data := sock.recv(65536):
+                got += data
+    finally:
+        backend.close()
+    assert got.startswith(b"HTTP/1.1 204 No Content\r\n")
+    assert policy.calls[0] == ("headers", "blue", "a=1; pin=xyz", "xyz", None)
+    assert seen[0].split(b"\r\nX-Forwarded-For:")[0] == (b"GET /p HTTP/1.1\r\nHost: h.test\r\nX-Route: blue\r\n"
+                                                          b"Cookie: a=1; pin=xyz")

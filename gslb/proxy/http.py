@@ -69,14 +69,14 @@ def simple_response(status: int, text: str, close: bool = False, extra: bytes = 
             (b"Connection: close\r\n" if close else b"") + b"\r\n" + body)
 
 
-def raw_block(data: bytes | None, count: int) -> bytes | None:
+def raw_block(data: bytes | None, count: int | None) -> bytes | None:
     """The header lines of the head at the start of `data`, as received ("\r\nName: value" each), when they
     can pass through unparsed: the head lies in `data` and has one line per parsed header (no obs-fold, no
     stray line). None otherwise (the head is then rebuilt from the parsed headers)."""
     if data is None:
         return None
     end = data.find(b"\r\n\r\n")
-    if end < 0 or data.count(b"\r\n", 0, end + 2) != count + 1:
+    if end < 0 or count is not None and data.count(b"\r\n", 0, end + 2) != count + 1:
         return None
     return data[data.find(b"\r\n"):end]
 
@@ -169,6 +169,17 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
+class HeadCallbacks:
+    """A client connection's parser callbacks without on_header (see ClientConnection.head_parser)."""
+
+    __slots__ = ("on_body", "on_headers_complete", "on_message_begin", "on_message_complete", "on_url")
+
+    def __init__(self, conn: ClientConnection):
+        self.on_message_begin, self.on_url = conn.on_message_begin, conn.on_url
+        self.on_headers_complete, self.on_body = conn.on_headers_complete, conn.on_body
+        self.on_message_complete = conn.on_message_complete
+
+
 class Waiting:
     """A pipelined request parsed while an earlier one is still being answered: it starts in its turn, so
     responses leave in the order the requests came. Its body (at most one read's worth) is kept until then."""
@@ -192,7 +203,9 @@ class ClientConnection(asyncio.Protocol):
         "client_bytes",
         "closed",
         "exchange",
+        "full_parser",
         "head_count",
+        "head_parser",
         "head_seen",
         "headers",
         "idle_since",
@@ -215,7 +228,10 @@ class ClientConnection(asyncio.Protocol):
         self.tls = tls
         self.scheme = b"https" if tls else b"http"
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpRequestParser(self)
+        self.parser = self.full_parser = httptools.HttpRequestParser(self)
+        # The same callbacks but on_header: for a read that is exactly one request head (no body, no
+        # pipeline), whose header lines are then read from the raw head in one pass (request_special).
+        self.head_parser = httptools.HttpRequestParser(HeadCallbacks(self))
         self.request: Request | None = None          # the request being parsed
         self.exchange: Exchange | None = None        # the request being answered
         self.target: Exchange | Waiting | None = None  # where the parsed request's body goes
@@ -274,8 +290,15 @@ class ClientConnection(asyncio.Protocol):
             self.tunnel.transport.write(data)
             return
         begun = self.head_count
-        # a request that begins at the start of this read may pass its header lines through as they are
-        self.raw = data if self.request is None else None
+        if self.request is None:
+            # a request that begins at the start of this read may pass its header lines through as they
+            # are; and a read that is exactly one head needs no callback per header
+            self.raw = data
+            end = len(data) - 4
+            self.parser = self.head_parser if end > 0 and data.find(b"\r\n\r\n") == end \
+                and not data.startswith(b"\r\n") else self.full_parser
+        else:
+            self.raw = None
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -343,7 +366,7 @@ class ClientConnection(asyncio.Protocol):
         req.keep_alive = parser.should_keep_alive()
         req.upgrade = parser.should_upgrade()
         headers = req.headers
-        block = raw_block(self.raw, len(headers))
+        block = raw_block(self.raw, None if parser is self.head_parser else len(headers))
         if block is not None:
             req.special = request_special(block)
             req.head_size = len(req.url) + len(block) + 16

@@ -61,6 +61,14 @@ class Request:
     def header(self, name: str) -> str | None:
         """The first header called `name` (any case), as text; None when absent."""
         key = name.lower().encode()
+        if not self.headers and self.block:      # read from the raw head: no (name, value) list was made
+            lowered = self.block.lower()
+            needle = b"\r\n" + key + b":"
+            i = lowered.find(needle)
+            if i < 0:
+                return None
+            j = lowered.find(b"\r\n", i + 2)
+            return self.block[i + len(needle):j if j >= 0 else len(lowered)].strip(b" \t").decode("latin-1")
         for k, v in self.headers:
             if k.lower() == key:
                 return v.decode("latin-1")
