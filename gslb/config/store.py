@@ -9,6 +9,7 @@ file, and kept monotonic per node (gslb/config/serials.py).
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import os
 import time
@@ -78,7 +79,15 @@ class ZoneStore:
         """
         if parse is None:
             def parse(path: str) -> Zone:
-                return load_zone_file(path, self.regions, self.limits)
+                # A big zone is millions of new objects and no cycles: with the collector on, each
+                # threshold crossing walks all of them again (a 100,000-name zone loaded 3x slower).
+                paused = gc.isenabled()
+                gc.disable()
+                try:
+                    return load_zone_file(path, self.regions, self.limits)
+                finally:
+                    if paused:
+                        gc.enable()
         files = zone_files(self.directory)
         status = dict(self.status)     # copy on write: the API may be reading the old one
         by_file = {f: z for f, z in self._by_file.items() if f in files}

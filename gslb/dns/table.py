@@ -6,6 +6,12 @@ record. Names of the zones are packed when the table is built; other names (NXDO
 packed on first use and kept in a bounded memo. Load-balanced names keep a `PoolRef`: their A/AAAA
 records come from steering per query, from plans cached per client-location bucket.
 
+Big zones: the plain names (A, AAAA, TXT records and pools, not at the apex, a wildcard, a CNAME or a
+delegation) are packed at load straight into wire bytes, a few microseconds a name, without dnslib; their
+NODATA answers share one packed response per zone and type. So the first query to any of them costs what
+a repeated one does. The other names of zones above PREWARM_LIMIT names are packed through dnslib on
+first use.
+
 A table is immutable as far as answers go: a zone reload builds a new table and swaps it in, so no
 query sees half a reload. A health change swaps the plan cache only.
 """
@@ -13,6 +19,7 @@ query sees half a reload. A health change swaps the plan cache only.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import ipaddress
 import struct
 from collections.abc import Mapping
@@ -21,7 +28,8 @@ from dataclasses import dataclass
 from dnslib import QTYPE, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 
 from gslb.config.model import Zone
-from gslb.dns.authority import PoolRef, Result, lookup, soa_rr
+from gslb.config.names import is_within, parent
+from gslb.dns.authority import PoolRef, Result, find_zone, lookup, pool_zone, soa_rr
 from gslb.dns.identity import Identity
 from gslb.dns.stats import DnsStats
 from gslb.dns.wire import name_to_text, text_to_name
@@ -36,6 +44,9 @@ PREWARM_LIMIT = 2_000        # zones up to this many names are packed whole at l
 # The trace line steering.decide.plan writes when no pool had a usable endpoint (counted as all_down).
 ALL_DOWN_TRACE_PREFIX = "nothing healthy: all_down"
 PREWARM_TYPES = tuple(getattr(QTYPE, t) for t in ("SOA", "NS", "A", "AAAA", "CNAME", "TXT", "MX", "SRV", "CAA"))
+FREEZE_NAMES = 10_000        # a table this big is kept out of the garbage collector's walks once built
+AA_FLAGS = 0x8400            # QR + AA, rcode NOERROR
+FAST_TYPES = {"A": QTYPE.A, "AAAA": QTYPE.AAAA, "TXT": QTYPE.TXT}   # packed at load without dnslib
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -101,6 +112,57 @@ def address_rr(owner: bytes, address: str, ttl: int) -> bytes:
     return owner + struct.pack("!HHIH", rtype, 1, ttl, len(packed)) + packed
 
 
+def _below_cut(zone: Zone, name: str) -> bool:
+    """Whether a delegation (a non-apex name with NS records) is at or above `name`."""
+    while name != zone.origin and is_within(name, zone.origin):
+        if "NS" in zone.rrsets.get(name, ()):
+            return True
+        name = parent(name)
+    return False
+
+
+def _pack_rrset(rrset) -> bytes | None:
+    """The answer section of an A, AAAA or TXT RRset owned by the question (a pointer to it), or None
+    when an rdata is not in the form expected (then dnslib packs it on first use)."""
+    parts = []
+    head = struct.pack("!HHHI", 0xC00C, FAST_TYPES[rrset.rtype], 1, rrset.ttl)
+    for rd in rrset.rdatas:
+        if rrset.rtype == "TXT":
+            chunks = rd.data
+            if not all(isinstance(c, bytes) and len(c) < 256 for c in chunks):
+                return None
+            data = b"".join(bytes((len(c),)) + c for c in chunks)
+        else:
+            data = bytes(rd.data)
+            if len(data) != (4 if rrset.rtype == "A" else 16):
+                return None
+        parts.append(head + struct.pack("!H", len(data)) + data)
+    return b"".join(parts)
+
+
+class _Negatives:
+    """A zone's NODATA response (SOA in authority, its owner and names written out, so the same bytes
+    follow any question), one `Entry` per asked type for the query counters."""
+
+    __slots__ = ("body", "by_type", "stats", "zone")
+
+    def __init__(self, zone: Zone, stats: DnsStats | None):
+        soa = zone.soa
+        rdata = text_to_name(soa.mname) + text_to_name(soa.rname) + struct.pack(
+            "!IIIII", soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum)
+        self.body = text_to_name(zone.origin) + struct.pack(
+            "!HHIH", QTYPE.SOA, 1, min(soa.ttl, soa.minimum), len(rdata)) + rdata
+        self.zone, self.stats = zone, stats
+        self.by_type: dict[int, Entry] = {}
+
+    def entry(self, qtype: int) -> Entry:
+        found = self.by_type.get(qtype)
+        if found is None:
+            key = self.stats.query_key(self.zone.origin, qtype) if self.stats else 0
+            found = self.by_type[qtype] = Entry(AA_FLAGS, 0, 1, 0, self.body, key=key)
+        return found
+
+
 @dataclass(frozen=True, slots=True)
 class Ready:
     """A plan plus the wire form of each candidate's record, in candidate order, and what the query
@@ -132,17 +194,86 @@ class AnswerTable:
         self._memo: dict[tuple[bytes, int], Entry] = {}
         self._plans: dict[tuple, Plan] = {}
         self._ready: dict[tuple[Entry, str], Ready] = {}
-        self._names = {text_to_name(name) for zone in zones.values() for name in zone.names}
-        if len(self._names) <= PREWARM_LIMIT:
-            for wire in self._names:
-                for qtype in PREWARM_TYPES:
-                    self.entry(wire, qtype)
+        # Responses by query bytes after the ID, [0] UDP and [1] TCP (gslb/dns/fast.py): a repeated query
+        # skips parsing and assembly. Dropped with the plans when health changes.
+        self.forms: tuple[dict, dict] = ({}, {})
+        self._negatives: dict[bytes, _Negatives] = {}     # names packed at load -> their zone's NODATA
+        self._names: set[bytes] = set()
+        # Millions of small objects and no cycles: the collector would walk them again and again.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            for zone in zones.values():
+                self._pack_plain(zone)
+            if len(self._names) <= PREWARM_LIMIT:
+                for wire in self._names:
+                    if wire not in self._negatives:
+                        for qtype in PREWARM_TYPES:
+                            self.entry(wire, qtype)
+        finally:
+            if paused:
+                gc.enable()
+        if len(self._names) >= FREEZE_NAMES:
+            gc.freeze()
+
+    def _pack_plain(self, zone: Zone) -> None:
+        """Pack the plain names of a zone at load (see the module docstring); the others are noted in
+        `_names` and packed by `build_entry` on first use."""
+        zones, names, entries, negatives = self.zones, self._names, self._entries, self._negatives
+        negative = _Negatives(zone, self.stats)
+        stats = self.stats
+        keys = {qtype: stats.query_key(zone.origin, qtype) if stats else 0
+                for qtype in (QTYPE.A, QTYPE.AAAA, QTYPE.TXT)}
+        cuts = any("NS" in types for name, types in zone.rrsets.items() if name != zone.origin)
+        inner = any(o != zone.origin and is_within(o, zone.origin) for o in zones)
+        rrsets, pool_names = zone.rrsets, zone.pool_names
+        shared: dict[tuple[str, int], Entry] = {}
+        for name in (*rrsets, *(n for n in pool_names if n not in rrsets)):
+            wire = text_to_name(name)
+            names.add(wire)
+            if name == zone.origin or name.startswith("*.") or (cuts and _below_cut(zone, name)) \
+                    or (inner and find_zone(zones, name) is not zone):
+                continue
+            packed = self._plain_entries(zone, name, wire, rrsets.get(name, {}), pool_names.get(name), keys,
+                                         negative, shared)
+            if packed is not None:
+                entries.update(packed)
+                negatives[wire] = negative
+
+    def _plain_entries(self, zone: Zone, name: str, wire: bytes, types: Mapping, pool: str | None,
+                       keys: dict[int, int], negative: _Negatives, shared: dict) -> list | None:
+        """The (key, Entry) pairs of a plain name, or None when it needs dnslib (other types, an rdata
+        of an unexpected form, a pool whose zone is gone). The plain names of one pool share one Entry
+        per family (records owned by the question: the same bytes for each), so its plans and packed
+        records are cached once per client, not once per name and client; its PoolRef's `owner` is the
+        first such name."""
+        packed = []
+        for rtype, rrset in types.items():
+            qtype = FAST_TYPES.get(rtype)
+            body = _pack_rrset(rrset) if qtype is not None else None
+            if body is None:
+                return None
+            packed.append(((wire, qtype), Entry(AA_FLAGS, len(rrset.rdatas), 0, 0, body, key=keys[qtype])))
+        if pool is not None:
+            owner_zone = pool_zone(self.zones, zone, pool)
+            if owner_zone is None or "A" in types or "AAAA" in types:
+                return None
+            for qtype, family in ((QTYPE.A, 4), (QTYPE.AAAA, 6)):
+                entry = shared.get((pool, qtype))
+                if entry is None:
+                    entry = shared[pool, qtype] = Entry(AA_FLAGS, 0, 0, 0, b"", PoolRef(owner_zone, pool, family, name),
+                                                        b"\xc0\x0c", negative.entry(qtype), keys[qtype])
+                packed.append(((wire, qtype), entry))
+        return packed
 
     def entry(self, qname: bytes, qtype: int) -> Entry:
         """The packed answer for a lower-case wire name and a type (built on first use if needed)."""
         key = (qname, qtype)
         found = self._entries.get(key) or self._memo.get(key)
         if found is None:
+            negatives = self._negatives.get(qname)
+            if negatives is not None:       # a name packed at load, asked for a type it has not: NODATA
+                return negatives.entry(qtype)
             found = build_entry(self.zones, qname, qtype, self.stats)
             if qname in self._names:
                 self._entries[key] = found
@@ -157,6 +288,7 @@ class AnswerTable:
         self.health = health
         self._plans = {}
         self._ready = {}
+        self.forms = ({}, {})
 
     def plan(self, ref: PoolRef, location: ClientLocation, client_ip: tuple[int, int] | None = None) -> Plan:
         """The steering plan for this pool and client location bucket, and the client's block of any
@@ -176,7 +308,7 @@ class AnswerTable:
         key = (entry, client.address)
         found = self._ready.get(key)
         if found is None:
-            location = self.locator.locate(client.address)
+            location = self.locator.locate_client(client)
             p = self.plan(entry.pool, location, client.ip)
             rrs = tuple(address_rr(entry.owner, c.address, p.ttl) for c in p.candidates)
             if len(self._ready) >= PLAN_LIMIT:
