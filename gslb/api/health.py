@@ -14,7 +14,7 @@ from gslb.api.metrics import add_metrics_route
 from gslb.api.overrides import overrides_document
 from gslb.health.intake import ReportRefused
 from gslb.health.proxyreport import ProxyReport, decode_any
-from gslb.health.report import ReportTooLarge, inflate
+from gslb.health.report import ProberReport, ReportTooLarge, inflate
 from gslb.health.signing import HEADER, Verifier
 from gslb.steering.decide import capacity_share, endpoint_usable
 
@@ -97,7 +97,8 @@ def health_document(server: Any) -> dict:
             "fail_open": monitor.fail_open,
             "fail_open_total": monitor.fail_open_total, "version": monitor.snapshot.version,
             "probers": probers, "proxies": proxies_document(monitor, now), "reports": {"accepted": intake.accepted, "refused": dict(intake.refused),
-                                            "refused_from": intake.refused_sources()},
+                                            "refused_from": intake.refused_sources(), "gaps": monitor.gaps,
+                                            "ingest": monitor.ingest_document()},
             "zones": zones, "overrides": overrides_document(server)["overrides"]}
 
 
@@ -256,6 +257,7 @@ async def post_report(request: web.Request) -> web.Response:
         except ReportTooLarge:
             raise intake.refuse("too_large", TOO_LARGE, peer, verifier.sig.region) from None
         sig = intake.check_mac(verifier, peer)
+        started = time.perf_counter()
         try:
             parsed = await asyncio.to_thread(_parse_report, body, encoding == "gzip", service.known_ids, sig.stamp)
         except ReportTooLarge:
@@ -265,15 +267,31 @@ async def post_report(request: web.Request) -> web.Response:
         if isinstance(parsed, ProxyReport):
             intake.admit(sig, parsed.region, peer, source=parsed.source)
         else:
-            region, interval, views, status = parsed
-            intake.admit(sig, region, peer)
+            intake.admit(sig, parsed.region, peer)
     except ReportRefused as exc:
         return _refuse(str(exc), exc.status)
     if isinstance(parsed, ProxyReport):
         service.monitor.proxy_report(parsed)
         return web.json_response({"ok": True, "accepted": len(parsed.pools)})
-    service.monitor.report(region, views, interval, status)
-    return web.json_response({"ok": True, "accepted": len(views)})
+    return _apply_prober_report(service.monitor, parsed, started)
+
+
+def _apply_prober_report(monitor, report: ProberReport, started: float) -> web.Response:
+    """A full report replaces the region's views; a delta applies on top of the report held, or, after
+    a gap (a lost report, this server restarted, the prober restarted), asks for a full one: 409 with
+    `need_full`. `deltas: true` tells the prober that this server takes deltas."""
+    if report.full:
+        monitor.report(report.region, report.views, report.interval, report.status, report.run, report.seq)
+    elif not monitor.report_delta(report.region, report.run, report.base, report.seq, report.views, report.gone,
+                                  report.interval, report.status):
+        monitor.note_ingest(time.perf_counter() - started, "gap")
+        return web.json_response({"error": f"report {report.seq} of region {report.region} is a delta on report "
+                                           f"{report.base}, which this server does not hold: send a full report",
+                                  "need_full": True, "deltas": True}, status=409)
+    monitor.note_ingest(time.perf_counter() - started, "full" if report.full else "delta")
+    if report.run is None:          # a prober from before incremental reports
+        return web.json_response({"ok": True, "accepted": len(report.views)})
+    return web.json_response({"ok": True, "accepted": len(report.views), "deltas": True})
 
 
 async def get_targets(request: web.Request) -> web.Response:

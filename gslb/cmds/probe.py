@@ -9,7 +9,9 @@ import gzip
 import json
 import logging
 import os
+import secrets
 import signal
+import time
 import urllib.request
 from collections.abc import Iterator
 
@@ -25,7 +27,7 @@ from gslb.dns.server import parse_listen
 from gslb.errors import ConfigError
 from gslb.health.metrics import ProbeCollector, exposition, make_registry
 from gslb.health.prober import Prober
-from gslb.health.report import encode_report
+from gslb.health.report import encode_report, view_moved
 from gslb.health.signing import HEADER, sign
 from gslb.health.snapshot import RegionView
 from gslb.health.statefile import target_from_key
@@ -33,6 +35,7 @@ from gslb.server import zone_targets
 
 log = logging.getLogger("gslb.probe")
 GZIP_ABOVE = 16 * 1024     # bytes of JSON above which a report is sent gzipped
+FULL_EVERY = 60.0          # seconds between full reports to a server that takes deltas
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -49,6 +52,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="this region's own key, as in the servers' health.region_keys (default: "
                         "$GSLB_REGION_KEY); used instead of the shared secret")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between reports (default 1)")
+    p.add_argument("--full-every", type=float, default=FULL_EVERY, metavar="SECONDS",
+                   help="send each server a full report this often; between them only what changed "
+                        f"(default {FULL_EVERY:g})")
     p.add_argument("--refresh", type=float, default=30.0, metavar="SECONDS",
                    help="reload the zones or refetch the targets this often (default 30; SIGHUP: now)")
     p.add_argument("--source", metavar="ADDR", help="local address to send checks from")
@@ -70,21 +76,38 @@ def load_targets(args: argparse.Namespace) -> list[Target]:
 
 
 class Pusher:
-    """Posts the latest report to every server, each from its own task: a server that hangs or is down
-    never delays the reports to the others (they would drop this region after 3 late intervals).
-    A server that fails is logged once per outage."""
+    """Posts reports to every server, each from its own task: a server that hangs or is down never
+    delays the reports to the others (they would drop this region after 3 late intervals). A server that
+    fails is logged once per outage.
 
-    def __init__(self, urls: list[str], secret: str | None, interval: float, region_key: str | None = None):
+    Reports are incremental (gslb/health/report.py): each server gets a full report first, after a gap
+    it reports (409 need_full), and every `full_every` seconds; otherwise the views that moved since
+    the last report it took. What each server holds is tracked apart, so one that missed reports gets
+    what it missed and the others only the news."""
+
+    def __init__(self, urls: list[str], secret: str | None, interval: float, region_key: str | None = None,
+                 full_every: float = FULL_EVERY):
         self.urls = [f"{u.rstrip('/')}/v1/reports" for u in urls]
         self.secret, self.interval = secret, interval
         self.region_key = region_key        # signs with this (naming the region) instead of the secret
+        self.full_every = full_every
         self.prober: Prober | None = None   # its status (prober errors, blind) rides along
         self.timeout = max(2.0, 2 * interval)
         self.session: aiohttp.ClientSession | None = None
         self.failing: set[str] = set()
         self.sent: dict[str, int] = dict.fromkeys(self.urls, 0)
         self.failed: dict[str, int] = dict.fromkeys(self.urls, 0)     # posts refused or lost, per server
-        self._latest: tuple[bytes, bytes | None] | None = None
+        self.resyncs: dict[str, int] = dict.fromkeys(self.urls, 0)    # full reports a server asked for
+        self.bytes_sent: dict[str, dict[str, int]] = {u: {"full": 0, "delta": 0} for u in self.urls}
+        self.run = secrets.token_hex(8)     # this process's reports: a restart starts a new sequence
+        self.seq = 0
+        self._latest: tuple[int, dict[Target, RegionView]] | None = None
+        # per server: (seq, views) it holds (None: it needs a full report), when it last got a full one,
+        # and whether it said it takes deltas
+        self._held: dict[str, tuple[int, dict[Target, RegionView]] | None] = dict.fromkeys(self.urls)
+        self._full_at: dict[str, float] = dict.fromkeys(self.urls, 0.0)
+        self._deltas: dict[str, bool] = dict.fromkeys(self.urls, False)
+        self._bodies: dict[tuple, tuple[bytes, bytes | None, dict]] = {}
         self.region: str | None = None
         self._wake = {url: asyncio.Event() for url in self.urls}
         self._tasks: list[asyncio.Task] = []
@@ -103,13 +126,40 @@ class Pusher:
             await self.session.close()
 
     def __call__(self, region: str, views: dict[Target, RegionView]) -> None:
-        body = encode_report(region, self.interval, views, self.prober.status() if self.prober else None)
         self.region = region
-        # Big reports go gzipped (about 5x smaller); the signature covers the bytes sent, so a server
-        # checks it before inflating anything.
-        self._latest = (body, gzip.compress(body, 5) if len(body) > GZIP_ABOVE else None)
+        self.seq += 1
+        self._latest = (self.seq, views)
+        self._bodies = {}                   # bodies of older reports are never sent again
         for wake in self._wake.values():
             wake.set()
+
+    def _wants_full(self, url: str) -> bool:
+        return self._held[url] is None or not self._deltas[url] \
+            or time.monotonic() - self._full_at[url] >= self.full_every
+
+    def _body(self, url: str, seq: int, views: dict[Target, RegionView],
+              full: bool) -> tuple[bytes, bytes | None, dict]:
+        """(JSON, gzipped or None, what the server holds once it takes it) for this server: full, or the
+        delta from what it holds. Bodies are shared by the servers that hold the same report."""
+        held = self._held[url]
+        key = ("full", seq) if full else (held[0], seq)
+        made = self._bodies.get(key)
+        if made is None:
+            status = self.prober.status() if self.prober else None
+            if full:
+                body, after = encode_report(self.region, self.interval, views, status, self.run, seq), views
+            else:
+                before = held[1]
+                moved = {t: v for t, v in views.items() if view_moved(before.get(t), v)}
+                gone = [t for t in before if t not in views]
+                body = encode_report(self.region, self.interval, moved, status, self.run, seq, held[0], gone)
+                after = {**before, **moved}
+                for t in gone:
+                    del after[t]
+            # Big reports go gzipped (about 5x smaller); the signature covers the bytes sent, so a server
+            # checks it before inflating anything.
+            made = self._bodies[key] = (body, gzip.compress(body, 5) if len(body) > GZIP_ABOVE else None, after)
+        return made
 
     async def _send_loop(self, url: str) -> None:
         wake = self._wake[url]
@@ -117,9 +167,26 @@ class Pusher:
             await wake.wait()
             wake.clear()
             if self._latest is not None:
-                await self._post(url, *self._latest)    # a report made meanwhile replaces the one waiting
+                seq, views = self._latest       # a report made meanwhile replaces the one waiting
+                full = self._wants_full(url)
+                body, gzipped, after = self._body(url, seq, views, full)
+                answer = await self._post(url, body, gzipped, "full" if full else "delta")
+                if answer is None:
+                    self._held[url] = None      # lost or refused: what it holds is unknown, resync
+                elif answer.get("need_full"):
+                    self._held[url] = None
+                    self.resyncs[url] += 1
+                    log.info("%s asked for a full report (it missed one, or restarted): sending it", url)
+                    wake.set()                  # at once, not at the next interval
+                else:
+                    self._held[url] = (seq, after)
+                    self._deltas[url] = answer.get("deltas") is True
+                    if full:
+                        self._full_at[url] = time.monotonic()
 
-    async def _post(self, url: str, body: bytes, gzipped: bytes | None) -> None:
+    async def _post(self, url: str, body: bytes, gzipped: bytes | None, kind: str) -> dict | None:
+        """Post one report; the server's JSON answer (a 409 asking for a full report included), or None
+        when it failed."""
         assert self.session is not None
         # Signed when sent, not when made: the timestamp is what the server checks for replays.
         sent = gzipped or body
@@ -133,17 +200,33 @@ class Pusher:
             headers["Content-Encoding"] = "gzip"
         try:
             async with self.session.post(url, data=sent, headers=headers) as resp:
+                text = await resp.text()
+                answer = _json_object(text)
+                if resp.status == 409 and answer.get("need_full"):
+                    return answer
                 if resp.status != 200:
-                    raise aiohttp.ClientError(f"{resp.status} {await resp.text()}")
+                    raise aiohttp.ClientError(f"{resp.status} {text[:300]}")
             self.sent[url] += 1
+            self.bytes_sent[url][kind] += len(sent)
             if url in self.failing:
                 self.failing.discard(url)
                 log.info("reporting to %s again", url)
+            return answer
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.failed[url] += 1
             if url not in self.failing:
                 self.failing.add(url)
                 log.warning("cannot report to %s: %s", url, exc or type(exc).__name__)
+            return None
+
+
+def _json_object(text: str) -> dict:
+    """A server's JSON answer as a dict ({} when it is not one: an older server, a proxy in between)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 async def _first_targets(args: argparse.Namespace) -> list[Target]:
@@ -178,7 +261,7 @@ async def _refresh(args: argparse.Namespace, prober: Prober, now: asyncio.Event)
 
 async def _run(args: argparse.Namespace, secret: str | None) -> int:
     targets = await _first_targets(args)
-    pusher = Pusher(args.report_to, secret, args.interval, args.region_key)
+    pusher = Pusher(args.report_to, secret, args.interval, args.region_key, args.full_every)
     await pusher.start()
     prober = Prober(args.region, pusher, args.interval, source=args.source)
     pusher.prober = prober

@@ -43,6 +43,8 @@ class RegionReport:
     received: float
     interval: float
     status: ProberStatus = NO_STATUS
+    run: str | None = None          # the prober run and report number the views stand at (deltas chain on)
+    seq: int = 0
 
     def fresh(self, now: float) -> bool:
         """Reported within the last STALE_INTERVALS intervals."""
@@ -93,6 +95,9 @@ class HealthMonitor:
         self.proxies: dict[str, ProxySource] = {}              # proxy name -> its last report
         self.proxy_views: Mapping[str, ProxyPoolView] = MappingProxyType({})   # fresh: "PROXY/POOL" -> view
         self._silent_proxies: set[str] = set()
+        self.gaps = 0          # deltas that did not follow the report held (the prober was asked for a full one)
+        # prober reports taken, by kind (full, delta, gap): count, seconds spent (parse + combine), the slowest
+        self.ingest: dict[str, list[float]] = {}
 
     def seed(self, states: Mapping[Target, str], age: float) -> None:
         """Start from states saved before a restart. They hold like a last known state: until a region
@@ -110,25 +115,63 @@ class HealthMonitor:
         self.recompute()
 
     def report(self, region: str, views: Mapping[Target, RegionView], interval: float,
-               status: ProberStatus = NO_STATUS) -> None:
+               status: ProberStatus = NO_STATUS, run: str | None = None, seq: int = 0) -> None:
         """A region's views of the targets it probes (targets we do not serve are ignored), and how its
-        prober is doing (a blind one is left out of the quorum)."""
-        before = self.regions.get(region)
-        if region in self._dead:
-            self.events.emit(log, "region.back", f"prober region {region} is reporting again", region=region,
-                             reason="reporting again")
-            self._dead.discard(region)
-        elif before is None:
-            self.events.emit(log, "region.back", f"prober region {region} reporting, {len(views)} targets",
-                             region=region, reason="first report")
+        prober is doing (a blind one is left out of the quorum). `run`/`seq`: where the prober's
+        report sequence stands, for the deltas that follow (gslb/health/report.py)."""
+        before = self._region_back(region, len(views))
         views = dict(views)
-        self.regions[region] = RegionReport(views, self.clock(), interval, status)
+        self.regions[region] = RegionReport(views, self.clock(), interval, status, run, seq)
         # Only the targets whose view moved since it was last combined are combined again: with thousands
         # of targets, redoing all of them for every report of every region would stall the DNS loop.
         moved = [t for t, v in views.items() if t in self.targets and _view_moved(self.snapshot.of(t).regions.get(region), v)]
         if before is not None:
             moved += [t for t in before.views if t not in views and t in self.targets]
         self.recompute(moved)
+
+    def report_delta(self, region: str, run: str, base: int, seq: int, changed: Mapping[Target, RegionView],
+                     gone: Iterable[Target], interval: float, status: ProberStatus = NO_STATUS) -> bool:
+        """A delta of a region's views: applied only on top of report `base` of prober run `run`, the one
+        this server holds for the region; returns False (nothing applied) on a gap, and the prober is
+        asked for a full report. Costs the size of the delta, not the number of targets."""
+        held = self.regions.get(region)
+        if held is None or held.run != run or held.seq != base:
+            self.gaps += 1
+            return False
+        self._region_back(region, len(held.views))
+        views = held.views          # this report's own dict (a copy of the full one): updated in place
+        for target in gone:
+            views.pop(target, None)
+        views.update(changed)
+        held.received, held.interval, held.status, held.seq = self.clock(), interval, status, seq
+        moved = [t for t, v in changed.items()
+                 if t in self.targets and _view_moved(self.snapshot.of(t).regions.get(region), v)]
+        self.recompute(moved + [t for t in gone if t in self.targets])
+        return True
+
+    def note_ingest(self, seconds: float, kind: str) -> None:
+        """Time spent taking one prober report (parsing it off the loop, combining it on the loop)."""
+        count_total_max = self.ingest.setdefault(kind, [0, 0.0, 0.0])
+        count_total_max[0] += 1
+        count_total_max[1] += seconds
+        count_total_max[2] = max(count_total_max[2], seconds)
+
+    def ingest_document(self) -> dict:
+        """For GET /v1/health: prober reports taken, by kind, with their mean and slowest ingest time."""
+        return {kind: {"count": int(n), "mean_ms": round(total / n * 1000, 3) if n else 0.0,
+                       "max_ms": round(most * 1000, 3)} for kind, (n, total, most) in self.ingest.items()}
+
+    def _region_back(self, region: str, targets: int) -> RegionReport | None:
+        """The region's last report; an event when it is new or back from silence."""
+        before = self.regions.get(region)
+        if region in self._dead:
+            self.events.emit(log, "region.back", f"prober region {region} is reporting again", region=region,
+                             reason="reporting again")
+            self._dead.discard(region)
+        elif before is None:
+            self.events.emit(log, "region.back", f"prober region {region} reporting, {targets} targets",
+                             region=region, reason="first report")
+        return before
 
     def set_overrides(self, overrides: Mapping[tuple[str, str, str, str], Override]) -> None:
         """The overrides in force now: (zone, pool, site, address) -> deciding entry. Published at once."""

@@ -84,7 +84,7 @@ def decode_proxy_report(data: Mapping, stamp: float) -> ProxyReport:
 
 
 def decode_any(body: bytes, known: Mapping[str, Target], stamp: float):
-    """A prober report (the tuple of gslb.health.report.decode_report) or a ProxyReport, by its shape.
+    """A prober report (gslb.health.report.ProberReport) or a ProxyReport, by its shape.
 
     :raises ValueError: (also KeyError, TypeError) when it is neither.
     """

@@ -3,18 +3,33 @@
 Targets are named by `target_id`, a hash of their full key (address + every check field), which keeps a
 report about a tenth of the size of one naming the keys; a prober and a server agree on it as long as
 they read the same check.
+
+Reports are incremental (docs/health-checks.md, "Incremental reports"). Each names the prober's `run` (a
+random id per process start) and a `seq` (one more per report it makes). A *full* report lists every
+target; a *delta* also names `base`, the seq of the last report this server took from that run, and lists
+only the targets whose view moved since (state, error, prober error, or RTT to another step:
+gslb/health/rttstep.py) and, in `gone`, those no longer probed. A server applies a delta only on top of
+exactly that base; otherwise it answers `need_full` and the prober sends a full report at once. A prober
+sends deltas to a server only after that server said it takes them (`"deltas": true` in its answer), and
+a full report every `full_every` seconds all the same.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from gslb.config.model import Target
+from gslb.health.rttstep import rtt_step
 from gslb.health.snapshot import ProberStatus, RegionView
 from gslb.health.statefile import target_key
+
+RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_SEQ = 2**53
 
 
 class ReportTooLarge(ValueError):
@@ -31,16 +46,50 @@ def target_id(target: Target) -> str:
     return key_id(target_key(target))
 
 
+@dataclass(frozen=True, slots=True)
+class ProberReport:
+    """A prober's report, parsed: a full view (`base` None) or a delta on top of report `base` of `run`."""
+
+    region: str
+    interval: float
+    views: dict[Target, RegionView]
+    status: ProberStatus
+    run: str | None = None           # None: a prober from before incremental reports (always full)
+    seq: int = 0
+    base: int | None = None
+    gone: tuple[Target, ...] = field(default=())
+
+    @property
+    def full(self) -> bool:
+        return self.base is None
+
+
+def view_moved(before: RegionView | None, after: RegionView) -> bool:
+    """Whether a target's view moved enough to go in a delta: what a server combines (state, error,
+    prober error) or an RTT in another step. `updated` alone is not news: full reports refresh it."""
+    return before is None or before.state != after.state or before.error != after.error \
+        or before.prober_error != after.prober_error \
+        or (before.rtt_ms is None) != (after.rtt_ms is None) \
+        or (after.rtt_ms is not None and rtt_step(before.rtt_ms) != rtt_step(after.rtt_ms))
+
+
+def _view_item(target: Target, v: RegionView) -> dict:
+    return {"id": target_id(target), "state": v.state, "rtt_ms": None if v.rtt_ms is None else round(v.rtt_ms, 3),
+            "error": v.error, "updated": round(v.updated, 3),
+            **({"prober_error": v.prober_error} if v.prober_error else {})}
+
+
 def encode_report(region: str, interval: float, views: Mapping[Target, RegionView],
-                  status: ProberStatus | None = None) -> bytes:
-    """The JSON body of a report."""
-    data: dict = {
-        "region": region, "interval": interval,
-        "views": [{"id": target_id(t), "state": v.state,
-                   "rtt_ms": None if v.rtt_ms is None else round(v.rtt_ms, 3), "error": v.error,
-                   "updated": round(v.updated, 3), **({"prober_error": v.prober_error} if v.prober_error else {})}
-                  for t, v in views.items()],
-    }
+                  status: ProberStatus | None = None, run: str | None = None, seq: int = 0,
+                  base: int | None = None, gone: Iterable[Target] = ()) -> bytes:
+    """The JSON body of a report: full, or with `base` a delta (`views` only the moved ones, `gone` the
+    targets dropped since `base`). `run`/`seq`: see the module docstring (None: an unsequenced report)."""
+    data: dict = {"region": region, "interval": interval, "views": [_view_item(t, v) for t, v in views.items()]}
+    if run is not None:
+        data["run"], data["seq"] = run, seq
+        if base is not None:
+            data["base"] = base
+            data["gone"] = [target_id(t) for t in gone]
     if status is not None:
         data["prober"] = {"errors_total": status.errors_total, "last_error": status.last_error,
                           "last_error_at": round(status.last_error_at, 3), "blind": status.blind}
@@ -75,7 +124,7 @@ def inflate(data: bytes, limit: int, chunk: int = 2**16) -> bytes:
     return bytes(out)
 
 
-def decode_report(body: bytes, known: Mapping[str, Target]) -> tuple[str, float, dict[Target, RegionView], ProberStatus]:
+def decode_report(body: bytes, known: Mapping[str, Target]) -> ProberReport:
     """Parse a report; `known` maps `target_id` to the targets this server serves, others are dropped.
     A view may also name its target by the full `key` (reports from before ids).
 
@@ -84,8 +133,7 @@ def decode_report(body: bytes, known: Mapping[str, Target]) -> tuple[str, float,
     return decode_report_data(json.loads(body), known)
 
 
-def decode_report_data(data, known: Mapping[str, Target]) -> tuple[str, float, dict[Target, RegionView],
-                                                                    ProberStatus]:
+def decode_report_data(data, known: Mapping[str, Target]) -> ProberReport:
     """`decode_report` of the JSON already parsed (gslb/health/proxyreport.py tells the kinds apart)."""
     region, interval = str(data["region"]), float(data["interval"])
     if not region or not 0.05 <= interval <= 3600:
@@ -105,4 +153,19 @@ def decode_report_data(data, known: Mapping[str, Target]) -> tuple[str, float, d
                           None if prober.get("last_error") is None else str(prober["last_error"])[:500],
                           float(prober.get("last_error_at") or 0),
                           None if prober.get("blind") is None else str(prober["blind"])[:500])
-    return region, interval, views, status
+    run, seq, base, gone = data.get("run"), data.get("seq", 0), data.get("base"), ()
+    if run is not None:
+        if not isinstance(run, str) or not RUN_ID.fullmatch(run):
+            raise ValueError("run must be up to 64 letters, digits, '_' or '-'")
+        for number in (seq, base):
+            if number is not None and (isinstance(number, bool) or not isinstance(number, int)
+                                       or not 0 <= number < MAX_SEQ):
+                raise ValueError("seq and base must be whole numbers")
+        if base is not None:
+            raw = data.get("gone") or []
+            if not isinstance(raw, list):
+                raise ValueError("gone must be a list of target ids")
+            gone = tuple(t for t in (known.get(str(i)) for i in raw) if t is not None)
+    elif base is not None:
+        raise ValueError("a delta (base) must name its run")
+    return ProberReport(region, interval, views, status, run, seq, base, gone)
