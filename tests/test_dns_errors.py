@@ -216,6 +216,7 @@ def test_servfail_from_our_own_bug_has_the_same_shape_and_logs_rate_limited(srv,
 
     class Broken:
         whoami = None                            # no zone answers whoami: the query reaches entry()
+        forms = ({}, {})                         # no cached query forms (gslb/dns/fast.py)
 
         def entry(self, *_):
             raise RuntimeError("boom")

@@ -2,25 +2,47 @@
 
 `respond` is also the last step of the slow path, so both paths answer alike: the client's question is
 copied as sent (letter case kept, RFC 1035 / 0x20) in front of the packed sections.
+
+A query read once leaves its *form* in the table, keyed by its bytes after the ID (flags, question, OPT
+and options: all a response depends on besides the client): a repeated static query is then one dict
+lookup and the ID put in front of the cached response; a repeated load-balanced one looks up what was
+prepared for its client (the plan, the packed response per candidate, the counter keys) and draws. The
+forms are bounded and dropped with the plans when health changes (`AnswerTable.set_health`).
 """
 
 from __future__ import annotations
 
 import random
 import struct
+from bisect import bisect_right
 
 from dnslib import QTYPE
 
 from gslb.dns.errors import response_for
-from gslb.dns.table import AnswerTable
+from gslb.dns.table import AnswerTable, Entry, Ready
 from gslb.dns.wire import RCODE_SERVFAIL, FormErr, Query, opt_record, parse_query
-from gslb.steering.client import client_for
-from gslb.steering.decide import choose, ecs_scope
+from gslb.steering.client import Client, client_for, source_client, subnet_client
+from gslb.steering.decide import Plan, choose, ecs_scope
 
 SLOW_TYPES = frozenset({QTYPE.ANY, QTYPE.AXFR, QTYPE.IXFR, QTYPE.OPT, 0})
 COPIED_FLAGS = 0x0110        # RD and CD are copied from the query (RFC 1035 4.1.1, RFC 6840 5.9)
 TC = 0x0200
 MAX_UDP = 1232
+FORMS_LIMIT = 20_000         # query forms kept per transport (cleared when full: a flood of names stays bounded)
+CLIENTS_LIMIT = 4_096        # clients prepared per load-balanced form (idem)
+DRAWS_LIMIT = 256            # packed responses per (form, client) for pools answering several of many
+
+
+def pool_sections(entry: Entry, ready: Ready, chosen: tuple[int, ...]) -> tuple[int, int, int, int, bytes]:
+    """Flags, counts and sections of a load-balanced response with these candidates chosen."""
+    outcome = ready.plan.outcome
+    if outcome == "answer":
+        return (entry.flags, entry.an + len(chosen), entry.ns, entry.ar,
+                entry.body + b"".join(ready.rrs[i] for i in chosen))
+    if outcome == "nodata":
+        nodata = entry.nodata
+        return nodata.flags, nodata.an, nodata.ns, nodata.ar, nodata.body
+    return (entry.flags & ~0xF) | RCODE_SERVFAIL, 0, 0, 0, b""
 
 
 def respond(table: AnswerTable, q: Query, client_ip: str, tcp: bool, options: bytes = b"") -> bytes:
@@ -35,19 +57,12 @@ def respond(table: AnswerTable, q: Query, client_ip: str, tcp: bool, options: by
                             entry.pool.zone.ecs)
         ready = table.ready(entry, client)
         p = ready.plan
-        if p.outcome == "answer":
-            chosen = choose(p, client, random.random)
-            body += b"".join(ready.rrs[i] for i in chosen)
-            an += len(chosen)
-            if stats is not None:
-                answers = stats.answers
-                for i in chosen:
-                    answers[ready.keys[i]] += 1
-        elif p.outcome == "nodata":
-            nodata = entry.nodata
-            flags, an, ns, ar, body = nodata.flags, nodata.an, nodata.ns, nodata.ar, nodata.body
-        else:
-            flags, an, ns, ar, body = (flags & ~0xF) | RCODE_SERVFAIL, 0, 0, 0, b""
+        chosen = choose(p, client, random.random) if p.outcome == "answer" else ()
+        flags, an, ns, ar, body = pool_sections(entry, ready, chosen)
+        if stats is not None:
+            answers = stats.answers
+            for i in chosen:
+                answers[ready.keys[i]] += 1
         scope = ecs_scope(p, client)
         if stats is not None:
             stats.location[client.ecs << 1 | ready.located] += 1
@@ -75,17 +90,139 @@ def assemble(q: Query, flags: int, an: int, ns: int, ar: int, body: bytes, ecs_s
     return msg
 
 
+class PoolForm:
+    """A load-balanced query as read once: its entry, the parsed query, and the client when the query's
+    ECS subnet decides (else the source address does, per query)."""
+
+    __slots__ = ("client", "clients", "entry", "q")
+
+    def __init__(self, entry: Entry, q: Query, client: Client | None):
+        self.entry = entry
+        self.q = q
+        self.client = client
+        self.clients: dict[str | None, Prepared] = {}   # by source address (None: the ECS client)
+
+
+ONE, FIXED, DRAW = 0, 1, 2   # Prepared.mode: one of many by weight; always the same; several of many
+
+
+class Prepared:
+    """What the responses of one form to one client need: the plan, and the packed response after the
+    ID per candidate (ONE), for the only choice (FIXED) or per choice made so far (DRAW); the counters'
+    keys (gslb/dns/stats.py)."""
+
+    __slots__ = ("answer_keys", "client", "draws", "keys", "location", "mode", "plan", "qkey", "ready",
+                 "scope", "steering", "tail", "tails")
+
+    def __init__(self, table: AnswerTable, form: PoolForm, client: Client, tcp: bool):
+        entry, q = form.entry, form.q
+        ready = table.ready(entry, client)
+        p: Plan = ready.plan
+        self.ready = ready
+        self.plan = p
+        self.client = client
+        self.scope = ecs_scope(p, client)
+        self.keys = ready.keys
+        self.location = client.ecs << 1 | ready.located
+        self.steering = ready.steering
+        self.tails: tuple[bytes, ...] = ()
+        self.tail = b""
+        self.answer_keys: tuple[int, ...] = ()
+        self.draws: dict[tuple[int, ...], bytes] = {}
+        flags = entry.flags
+        if p.outcome != "answer":
+            self.mode = FIXED
+            self.tail = self._tail(q, entry, (), tcp)
+            flags = pool_sections(entry, ready, ())[0]
+        elif not p.affinity and p.answers == 1 and len(p.candidates) > 1:
+            self.mode = ONE       # the same single weighted draw as decide.pick_indices, then a lookup
+            self.tails = tuple(self._tail(q, entry, (i,), tcp) for i in range(len(p.candidates)))
+        elif p.affinity or len(p.candidates) <= p.answers:
+            self.mode = FIXED     # no draw: every candidate, or the client's rendezvous hash
+            chosen = choose(p, client, random.random)
+            self.tail = self._tail(q, entry, chosen, tcp)
+            self.answer_keys = tuple(ready.keys[i] for i in chosen) if ready.keys else ()
+        else:
+            self.mode = DRAW
+        self.qkey = entry.key | (flags & 0xF) << 1 | tcp
+
+    def _tail(self, q: Query, entry: Entry, chosen: tuple[int, ...], tcp: bool) -> bytes:
+        flags, an, ns, ar, body = pool_sections(entry, self.ready, chosen)
+        return assemble(q, flags, an, ns, ar, body, self.scope, tcp)[2:]
+
+
+def _pool_answer(table: AnswerTable, form: PoolForm, data: bytes, client_ip: str, tcp: bool) -> bytes:
+    """A load-balanced response from a form: the client's prepared plan, one draw, counted."""
+    key = None if form.client is not None else client_ip
+    prep = form.clients.get(key)
+    if prep is None:
+        if len(form.clients) >= CLIENTS_LIMIT:
+            form.clients.clear()
+        prep = form.clients[key] = Prepared(table, form, form.client or source_client(client_ip), tcp)
+    stats = table.stats
+    mode = prep.mode
+    if mode == ONE:
+        cumulative = prep.plan.cumulative
+        i = bisect_right(cumulative, random.random() * cumulative[-1])
+        tail = prep.tails[i]
+        if stats is not None:
+            stats.answers[prep.keys[i]] += 1
+    elif mode == FIXED:
+        tail = prep.tail
+        if stats is not None:
+            answers = stats.answers
+            for k in prep.answer_keys:
+                answers[k] += 1
+    else:
+        chosen = choose(prep.plan, prep.client, random.random)
+        tail = prep.draws.get(chosen)
+        if tail is None:
+            if len(prep.draws) >= DRAWS_LIMIT:
+                prep.draws.clear()
+            tail = prep.draws[chosen] = prep._tail(form.q, form.entry, chosen, tcp)
+        if stats is not None and prep.keys:
+            answers = stats.answers
+            for i in chosen:
+                answers[prep.keys[i]] += 1
+    if stats is not None:
+        stats.queries[prep.qkey] += 1
+        stats.location[prep.location] += 1
+        if prep.steering:
+            stats.steering[prep.steering] += 1
+    return data[:2] + tail
+
+
 def answer(table: AnswerTable, data: bytes, client_ip: str, tcp: bool) -> bytes | None:
     """Answer a plain query, or None to hand it to the slow path.
 
     :raises FormErr: for a malformed EDNS option (the question and OPT were read: both go back).
     """
+    forms = table.forms[tcp]
+    form = forms.get(data[2:])
+    if form is not None:
+        if form.__class__ is tuple:       # a static response: (bytes after the ID, counter key)
+            stats = table.stats
+            if stats is not None:
+                stats.queries[form[1]] += 1
+            return data[:2] + form[0]
+        return _pool_answer(table, form, data, client_ip, tcp)
     q = parse_query(data)
     if q is None or q.opcode != 0 or q.qclass != 1 or q.qtype in SLOW_TYPES:
         return None
     if table.whoami and q.qname in table.whoami:
         return None                      # answered per asker: gslb/dns/whoami.py
-    return respond(table, q, client_ip, tcp)
+    entry = table.entry(q.qname, q.qtype)
+    if len(forms) >= FORMS_LIMIT:
+        forms.clear()
+    if entry.pool is None:
+        out = respond(table, q, client_ip, tcp)
+        forms[data[2:]] = (out[2:], entry.key | (entry.flags & 0xF) << 1 | tcp)
+        return out
+    ecs = q.ecs
+    client = subnet_client(ecs.address, ecs.source) if ecs is not None and ecs.source > 0 and \
+        entry.pool.zone.ecs else None
+    form = forms[data[2:]] = PoolForm(entry, q, client)
+    return _pool_answer(table, form, data, client_ip, tcp)
 
 
 def answer_fast(table: AnswerTable, data: bytes, client_ip: str, tcp: bool) -> bytes | None:

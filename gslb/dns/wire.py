@@ -8,6 +8,7 @@ option that is malformed in a way RFC 6891/7871 says must get FORMERR.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 from dataclasses import dataclass
 
@@ -50,6 +51,7 @@ class ClientSubnet:
     family: int              # 1 = IPv4, 2 = IPv6
     source: int              # SOURCE PREFIX-LENGTH
     address: str             # the subnet's address, zero-padded
+    raw: bytes               # the address octets as sent (SOURCE PREFIX-LENGTH rounded up to whole octets)
 
     @property
     def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
@@ -57,13 +59,10 @@ class ClientSubnet:
 
     def option(self, scope: int) -> bytes:
         """This option as sent back, with our SCOPE PREFIX-LENGTH (RFC 7871 7.2.1)."""
-        nbytes = (self.source + 7) // 8
-        raw = ipaddress.ip_address(self.address).packed[:nbytes]
-        body = struct.pack("!HBB", self.family, self.source, scope) + raw
-        return struct.pack("!HH", OPT_ECS, len(body)) + body
+        return struct.pack("!HHHBB", OPT_ECS, 4 + len(self.raw), self.family, self.source, scope) + self.raw
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)       # not frozen: a frozen dataclass's __init__ costs a call per field
 class Query:
     """The parts of a query that a response needs."""
 
@@ -117,8 +116,8 @@ def _parse_ecs(body: bytes) -> ClientSubnet:
     value = int.from_bytes(padded, "big")
     if value & ((1 << (width - source)) - 1):
         raise FormErr("ECS address has bits set beyond SOURCE PREFIX-LENGTH")
-    address = str(ipaddress.IPv4Address(padded) if family == 1 else ipaddress.IPv6Address(padded))
-    return ClientSubnet(family, source, address)
+    address = socket.inet_ntop(socket.AF_INET if family == 1 else socket.AF_INET6, padded)
+    return ClientSubnet(family, source, address, raw)
 
 
 def parse_query(data: bytes) -> Query | None:

@@ -8,6 +8,8 @@ from functools import lru_cache
 
 import maxminddb
 
+from gslb.steering.client import Client
+
 
 @dataclass(frozen=True, slots=True)
 class ClientLocation:
@@ -45,6 +47,8 @@ class ClientLocation:
 
 
 UNKNOWN = ClientLocation()
+BLOCK_LIMIT = 65_536          # /24 and /56 blocks whose location is remembered (cleared when full)
+_V6_BLOCK = 1 << 64           # IPv6 block keys carry this bit so they never meet an IPv4 one
 
 
 class Locator:
@@ -52,13 +56,34 @@ class Locator:
 
     The reader is the `maxminddb` C extension (what geoip2 uses underneath); raw records are read
     directly because the per-query path cannot afford geoip2's model objects. Results are cached per
-    database network, so a busy resolver costs one lookup.
+    address text (`locate`) and, for the query path, per /24 or /56 block (`locate_client`).
     """
 
     def __init__(self, path: str | None):
         self.path = path
         self._reader = maxminddb.open_database(path) if path else None
         self.locate = lru_cache(maxsize=65536)(self._locate)
+        self._blocks: dict[int, ClientLocation] = {}
+
+    def locate_client(self, client: Client) -> ClientLocation:
+        """The location of a `gslb.steering.client.Client`, remembered per /24 (IPv4) or /56 (IPv6) block.
+
+        A block is remembered only when the database network holding the address spans the whole block
+        (its prefix is no longer than /24 or /56), so every address in the block has this location and
+        the answer is exact; addresses in longer database networks go to `locate` each time.
+        """
+        if client.version == 4:
+            key, width = client.value >> 8, 24
+        else:
+            key, width = (client.value >> 72) | _V6_BLOCK, 56
+        found = self._blocks.get(key)
+        if found is None:
+            found = self.locate(client.address)
+            if found.prefix_len <= width:
+                if len(self._blocks) >= BLOCK_LIMIT:
+                    self._blocks.clear()
+                self._blocks[key] = found
+        return found
 
     def close(self) -> None:
         if self._reader is not None:
