@@ -106,8 +106,13 @@ def cut(block: bytes, spans: list[tuple[int, int]]) -> bytes:
     return b"".join(parts)
 
 
+PLAIN_CONNECTION = frozenset({b"keep-alive", b"close", b"Keep-Alive", b"Close", b"upgrade", b"Upgrade"})
+
+
 def connection_tokens(values: list[bytes]) -> set[bytes]:
     """Header names listed in Connection values (lowercase), without close, keep-alive and upgrade."""
+    if all(value in PLAIN_CONNECTION for value in values):
+        return set()                             # the usual `Connection: keep-alive` names no header
     named = {t.strip().lower() for value in values for t in value.split(b",")}
     named.difference_update((b"close", b"keep-alive", b"upgrade", b""))
     return named
@@ -533,7 +538,7 @@ class Exchange:
         self.backend = backend = pick.backend
         self.set_cookie = pick.cookie
         self.upstream: UpstreamConnection | None = None
-        self.pending: list[bytes] = []   # request body that arrived before the upstream connection
+        self.pending: list[bytes] | None = None   # request body that arrived before the upstream connection
         self.pending_bytes = 0
         self.held = False                # client reading paused: pending is full
         self.body_done = False
@@ -694,10 +699,11 @@ class Exchange:
             if not self.body_done and not self.client.closed:
                 self.client.resume()
         conn.transport.write(self._head())
-        for piece in self.pending:
-            conn.transport.write(piece)
-        self.pending = []
-        self.pending_bytes = 0
+        if self.pending:
+            for piece in self.pending:
+                conn.transport.write(piece)
+            self.pending = None
+            self.pending_bytes = 0
         if self.body_done and self.req.chunked:
             conn.transport.write(b"0\r\n\r\n")
         self.activity = time.monotonic()
@@ -709,6 +715,8 @@ class Exchange:
         if self.upstream is not None:
             self.upstream.transport.write(piece)
         else:
+            if self.pending is None:
+                self.pending = []
             self.pending.append(piece)
             self.pending_bytes += len(piece)
             if self.pending_bytes > PENDING_LIMIT and not self.held:
