@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -54,6 +55,7 @@ EU_ADDRESSES = {"198.51.100.1"}
 # EDNS Client Subnet (option 8): family 1 (IPv4), source /24, scope 0, 193.0.0.0 (RIPE NCC, Europe).
 ECS_SUBNET = "193.0.0.0/24"
 ECS_HEX = "0001" "18" "00" "c10000"
+ECS_SUBNETS = 10_000       # the "lb + ECS x10k" target: this many distinct /24s, each asked in turn
 
 # The same data for every server: an apex SOA and NS, glue, and one static name.
 ZONE_FILE = f"""$TTL 3600
@@ -173,18 +175,18 @@ def write(path: str, text: str) -> None:
         fh.write(text)
 
 
-def gdnsd_server(work: str) -> Server:
+def gdnsd_server(work: str, workers: int = 1) -> Server:
     port = free_port()
     conf = os.path.join(work, "gdnsd")
     # gdnsd 3: one UDP and one TCP thread on our address and port; run/state dirs in the temp dir.
     write(os.path.join(conf, "config"),
-          f"options => {{\n  listen => [ 127.0.0.1 ]\n  dns_port => {port}\n  udp_threads => 1\n"
+          f"options => {{\n  listen => [ 127.0.0.1 ]\n  dns_port => {port}\n  udp_threads => {workers}\n"
           f"  tcp_threads => 1\n  run_dir => {work}/gdnsd-run\n  state_dir => {work}/gdnsd-state\n}}\n")
     write(os.path.join(conf, "zones", ORIGIN), ZONE_FILE)
     return Server("gdnsd", ["gdnsd", "-c", conf, "start"], port, os.path.join(work, "gdnsd.log"))
 
 
-def nsd_server(work: str) -> Server:
+def nsd_server(work: str, workers: int = 1) -> Server:
     port = free_port()
     conf = os.path.join(work, "nsd")
     write(os.path.join(conf, "bench.zone"), ZONE_FILE)
@@ -193,7 +195,7 @@ def nsd_server(work: str) -> Server:
     write(os.path.join(conf, "nsd.conf"), f"""server:
   ip-address: 127.0.0.1@{port}
   port: {port}
-  server-count: 1
+  server-count: {workers}
   username: ""
   chroot: ""
   zonesdir: "{conf}"
@@ -215,12 +217,12 @@ zone:
     return Server("nsd", ["nsd", "-d", "-c", os.path.join(conf, "nsd.conf")], port, os.path.join(work, "nsd.log"))
 
 
-def gslb_server(work: str) -> Server:
+def gslb_server(work: str, workers: int = 1) -> Server:
     port = free_port()
     zones = os.path.join(work, "gslb-zones")
     write(os.path.join(zones, "bench.yaml"), GSLB_ZONE)
     cmd = [sys.executable, "-m", "gslb", "--log-level", "WARNING", "serve", "--zones", zones,
-           "--listen", f"127.0.0.1:{port}", "--api", "off"]
+           "--listen", f"127.0.0.1:{port}", "--api", "off"] + (["--workers", str(workers)] if workers > 1 else [])
     return Server("gslb", cmd, port, os.path.join(work, "gslb.log"), cwd=REPO)
 
 
@@ -231,11 +233,14 @@ class Target:
     qname: str
     expect: set[str]
     ecs: bool = False
+    many_subnets: bool = False  # ECS_SUBNETS distinct ECS /24s from all over the IPv4 space (dnsperf -B)
 
 
 def check_answer(t: Target) -> int:
     """Ask once with dnspython; the answer must be what every server should say. Returns its size."""
     options = [dns.edns.ECSOption.from_text(ECS_SUBNET)] if t.ecs else None
+    if t.many_subnets:
+        options = [dns.edns.ECSOption(subnets()[0], 24)]
     q = dns.message.make_query(t.qname, "A", use_edns=0 if t.ecs else None, options=options)
     r = dns.query.udp(q, "127.0.0.1", port=t.server.port, timeout=2)
     got = {rr.address for rrset in r.answer for rr in rrset if rrset.rdtype == 1}
@@ -251,13 +256,40 @@ def check_answer(t: Target) -> int:
     return len(r.to_wire())
 
 
+def subnets() -> list[str]:
+    """ECS_SUBNETS distinct /24 network addresses spread over the public IPv4 space (fixed seed)."""
+    rng = random.Random(12)
+    found: dict[str, None] = {}
+    while len(found) < ECS_SUBNETS:
+        first = rng.randrange(1, 224)
+        if first in (10, 127):
+            continue
+        found[f"{first}.{rng.randrange(256)}.{rng.randrange(256)}.0"] = None
+    return list(found)
+
+
+def many_subnets_file(path: str, qname: str) -> None:
+    """dnsperf -B input: one query per subnet, each with EDNS and its ECS option, length-prefixed."""
+    with open(path, "wb") as fh:
+        for address in subnets():
+            q = dns.message.make_query(qname, "A", use_edns=0, options=[dns.edns.ECSOption(address, 24)])
+            q.flags &= ~dns.flags.RD
+            wire = q.to_wire()
+            fh.write(len(wire).to_bytes(2, "big") + wire)
+
+
 def dnsperf(t: Target, seconds: float, work: str, load: list[str], cpu: int | None) -> dict:
     """One dnsperf run against a target; `load` is its -c/-q/-T arguments."""
-    qfile = os.path.join(work, f"q-{t.qname}")
-    write(qfile, f"{t.qname} A\n")
+    qfile = os.path.join(work, f"q-{t.qname}" + ("-subnets" if t.many_subnets else ""))
     cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(t.server.port), "-d", qfile, "-l", f"{seconds:g}",
            "-t", "2", *load]
-    if t.ecs:
+    if t.many_subnets:
+        if not os.path.exists(qfile):
+            many_subnets_file(qfile, t.qname)
+        cmd.append("-B")
+    else:
+        write(qfile, f"{t.qname} A\n")
+    if t.ecs and not t.many_subnets:
         cmd += ["-E", f"8:{ECS_HEX}"]
     cpu0, t0 = t.server.cpu_seconds(), time.monotonic()
     done = subprocess.run(pinned(cmd, cpu), check=False, capture_output=True, text=True, timeout=seconds + 30)
@@ -297,12 +329,14 @@ def main() -> int:
     parser.add_argument("--outstanding", type=int, default=200, help="dnsperf -q (default 200)")
     parser.add_argument("--threads", type=int, default=1, help="dnsperf -T (default 1)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers to CPU 0 and dnsperf to CPU 1")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="gslb --workers N, gdnsd udp_threads N, nsd server-count N (N > 1 implies --no-pin)")
     parser.add_argument("--only", metavar="WORD", action="append",
                         help="measure only targets whose label contains WORD (repeatable)")
     args = parser.parse_args()
     if not shutil.which("dnsperf"):
         sys.exit("dnsperf is not installed (apt-get install dnsperf)")
-    pin = not args.no_pin and shutil.which("taskset") is not None and len(os.sched_getaffinity(0)) >= 2
+    pin = not args.no_pin and args.workers == 1 and shutil.which("taskset") is not None and len(os.sched_getaffinity(0)) >= 2
     server_cpu, client_cpu = (0, 1) if pin else (None, None)
     if pin:
         server_cpu, client_cpu = sorted(os.sched_getaffinity(0))[:2]
@@ -310,25 +344,28 @@ def main() -> int:
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _on_signal)
     work = tempfile.mkdtemp(prefix="gslb-bench-dns-")
-    servers = [gslb_server(work)]
+    servers = [gslb_server(work, args.workers)]
     skipped = []
     for name, make in (("gdnsd", gdnsd_server), ("nsd", nsd_server)):
         if shutil.which(name):
-            servers.append(make(work))
+            servers.append(make(work, args.workers))
         else:
             skipped.append(name)
             print(f"{name} is not installed: skipped")
     gslb = servers[0]
     targets = [Target("gslb static", gslb, STATIC, {STATIC_ADDRESS}),
                Target("gslb load-balanced", gslb, POOLED, POOL_ADDRESSES),
-               Target("gslb lb + ECS", gslb, POOLED, EU_ADDRESSES, ecs=True)]
+               Target("gslb lb + ECS", gslb, POOLED, EU_ADDRESSES, ecs=True),
+               Target("gslb lb + ECS x10k", gslb, POOLED, POOL_ADDRESSES, ecs=True, many_subnets=True)]
     targets += [Target(f"{s.name} static", s, STATIC, {STATIC_ADDRESS}) for s in servers[1:]]
     if args.only:
         targets = [t for t in targets if any(w in t.label for w in args.only)]
     servers = [s for s in servers if any(t.server is s for t in targets)]
     load = ["-c", str(args.clients), "-q", str(args.outstanding), "-T", str(args.threads)]
     setting = (f"dnsperf {' '.join(load)}, UDP, one query name per target; "
-               + (f"servers pinned to CPU {server_cpu}, dnsperf to CPU {client_cpu}" if pin else "no CPU pinning"))
+               + (f"servers pinned to CPU {server_cpu}, dnsperf to CPU {client_cpu}" if pin else "no CPU pinning")
+               + f"; {args.workers} worker(s)/thread(s)/server(s) each; gslb UDP mode "
+               + os.environ.get("GSLB_DNS_UDP", "auto"))
     results: dict[str, list[dict]] = {t.label: [] for t in targets}
     sizes: dict[str, int] = {}
     try:
@@ -367,7 +404,8 @@ def main() -> int:
               f"{per_cpu[label] or 0:>9,.0f}  {sizes[label]:>11}")
     ratios = {}
     pairs = [("gslb static", "gdnsd static"), ("gslb static", "nsd static"),
-             ("gslb load-balanced", "gslb static"), ("gslb lb + ECS", "gslb static")]
+             ("gslb load-balanced", "gslb static"), ("gslb lb + ECS", "gslb static"),
+             ("gslb lb + ECS x10k", "gslb static")]
     for a, b in pairs:
         if a in medians and b in medians:
             ratios[f"{a} / {b}"] = medians[a] / medians[b]
