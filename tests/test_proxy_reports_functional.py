@@ -50,7 +50,7 @@ def zone(admin_port: int) -> str:
              f"      us: {{lat: 0, lon: 0, proxy_pool: us-1/app, endpoints: [{US}]}}\n")
     return f"""\
 origin: p.test.
-soa: {{mname: ns1.p.test., rname: h.p.test.}}
+soa: {{mname: ns1.p.test., rname: h.p.test., serial: 1}}
 records:
   "@": {{NS: ns1.other.test.}}
   fo: {{pool: fo}}
@@ -214,7 +214,9 @@ def test_backends_die_both_nodes_withdraw_at_once_and_return(fleet):
     assert "proxy eu-1: live" in status and "proxy eu-1/app" in status and "2/2 backends" in status, status
     apis = [a for n in nodes for a in ("--api", f"http://{n.api[0]}:{n.api[1]}")]
     fleet_status = subprocess.run([sys.executable, "-m", "gslb", "status", *apis], cwd=REPO, capture_output=True,
-                                  text=True, timeout=20, check=True).stdout      # exit 0: the nodes agree
+                                  text=True, timeout=20, check=False)
+    assert fleet_status.returncode == 0, fleet_status.stdout          # exit 0: the nodes agree
+    fleet_status = fleet_status.stdout
     assert "regional proxies (per node):" in fleet_status
     (row,) = [line for line in fleet_status.splitlines() if line.strip().startswith("eu-1 ")]
     assert row.count("live (app 2/2)") == 2, fleet_status
@@ -302,10 +304,11 @@ def test_capacity_follow_moves_the_share_within_2_s(fleet):
                                   and n.server.health.proxy("eu-1/app").healthy == 1 for n in nodes), 2,
                       "both nodes see eu at half capacity")
     assert took < 2.0
-    # eu weighs 1 x 0.5 against us 1: a third of the answers; half of its weight share is 25 % (+-10 points)
+    # eu weighs 1 x 0.5 against us 1: a third of the answers (the target: half its weight share, 25 %, +-10
+    # points). Over 2,000 answers one standard deviation is 1.05 points: 4.5 points is a bound that holds.
     for srv in nodes:
-        share = eu_share(srv)
-        assert 0.15 <= share <= 0.35 and abs(share - 1 / 3) < 0.06, share
+        share = eu_share(srv, 2000)
+        assert abs(share - 1 / 3) < 0.045, share
     # gslb explain (its API) shows the proxy's view and the weight it gives
     url = f"http://{nodes[0].api[0]}:{nodes[0].api[1]}/v1/explain?name=cap.p.test&type=A"
     with urllib.request.urlopen(url, timeout=5) as resp:
