@@ -208,15 +208,15 @@ def test_pipe_batches_end_at_lines_and_fit_an_atomic_write(tmp_path):
     writes: list[int] = []
 
     class Counted(AccessLog):
-        def _write(self, text: str, count: int) -> None:
-            assert text.endswith("\n") and text.count("\n") == count
-            writes.append(len(text))
-            super()._write(text, count)
+        def _write(self, data: bytes, count: int) -> None:
+            assert data.endswith(b"\n") and data.count(b"\n") == count
+            writes.append(len(data))
+            super()._write(data, count)
 
     read_fd, write_fd = os.pipe()
     log = Counted(None)
     log.fd, log.pipe = write_fd, True
-    lines = [f"line {i} " + "x" * (i % 200) + "\n" for i in range(200)]
+    lines = [f"line {i} ".encode() + b"x" * (i % 200) + b"\n" for i in range(200)]
     for line in lines:
         log.write(line)
     log.flush()
@@ -225,5 +225,5 @@ def test_pipe_batches_end_at_lines_and_fit_an_atomic_write(tmp_path):
     while data := os.read(read_fd, 65536):
         chunks.append(data)
     os.close(read_fd)
-    assert b"".join(chunks).decode() == "".join(lines)
+    assert b"".join(chunks) == b"".join(lines)
     assert len(writes) > 1 and max(writes) <= PIPE_BUF

@@ -20,12 +20,13 @@ class AccessLog:
 
     def __init__(self, path: str | None, buffer: int = 65536, flush: float = 1.0):
         self.path, self.limit, self.interval = path, buffer, flush
-        self.lines: list[str] = []
+        self.lines: list[bytes] = []      # whole lines, already encoded
         self.size = 0
         self.dropped = 0                  # lines lost to write errors (a full disk, a closed pipe)
         self.last_flush = time.monotonic()
         self._second = -1
-        self._stamp = ""
+        self.now = b""                    # the time for lines, refreshed by tick() (0.1 s) and stamp()
+        self.stamp()
         self.fd = self._open()
 
     def _open(self) -> int:
@@ -41,15 +42,15 @@ class AccessLog:
             self.pipe = False
         return fd
 
-    def stamp(self) -> str:
-        """The current UTC time to the second, formatted once per second (not per request)."""
-        now = int(time.time())
-        if now != self._second:
-            self._second = now
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-        return self._stamp
+    def stamp(self) -> bytes:
+        """The current UTC time to the second, formatted once per second (not per request): `now`."""
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self.now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)).encode()
+        return self.now
 
-    def write(self, line: str) -> None:
+    def write(self, line: bytes) -> None:
         """Queue one line (ending in a newline); written when the buffer is full or at the next flush."""
         self.lines.append(line)
         self.size += len(line)
@@ -57,7 +58,9 @@ class AccessLog:
             self.flush()
 
     def tick(self, now: float) -> None:
-        """Called about every 0.1 s: flush when `flush` seconds passed since the last write."""
+        """Called about every 0.1 s: refresh `now` (lines carry it, like nginx's cached time) and flush when
+        `flush` seconds passed since the last write."""
+        self.stamp()
         if self.lines and now - self.last_flush >= self.interval:
             self.flush()
 
@@ -68,21 +71,20 @@ class AccessLog:
             return
         lines, self.lines, self.size = self.lines, [], 0
         if self.pipe:
-            batch: list[str] = []
+            batch: list[bytes] = []
             size = 0
             for line in lines:
                 if size + len(line) > PIPE_BUF and batch:
-                    self._write("".join(batch), len(batch))
+                    self._write(b"".join(batch), len(batch))
                     batch, size = [], 0
                 batch.append(line)
                 size += len(line)
-            self._write("".join(batch), len(batch))
+            self._write(b"".join(batch), len(batch))
         else:
-            self._write("".join(lines), len(lines))
+            self._write(b"".join(lines), len(lines))
 
-    def _write(self, text: str, count: int) -> None:
-        # latin-1: URL and Host were decoded as latin-1, so this gives back the bytes the client sent
-        data = memoryview(text.encode("latin-1", "replace"))
+    def _write(self, data: bytes, count: int) -> None:
+        data = memoryview(data)
         try:
             while data:
                 data = data[os.write(self.fd, data):]

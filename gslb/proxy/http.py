@@ -349,7 +349,7 @@ class ClientConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def on_message_begin(self) -> None:
-        self.request = Request(self.client, self.tls)
+        self.request = Request(self.client, self.tls, self.client_bytes)
         self.headers = self.request.headers
         self.body_bytes = 0
         self.in_head = True
@@ -385,7 +385,8 @@ class ClientConnection(asyncio.Protocol):
             if low == b"host":
                 hosts += 1
                 if hosts == 1:
-                    req.host = value.decode("latin-1").lower()
+                    req.host_bytes = value.lower()
+                    req.host = req.host_bytes.decode("latin-1")
             elif low == b"transfer-encoding":
                 req.chunked = req.chunked or b"chunked" in value.lower()
             elif low == b"content-length":
@@ -592,7 +593,7 @@ class Exchange:
         lines.append(b"\r\nX-Forwarded-For: " + (xff + b", " + client if xff else client))
         lines.append(b"\r\nX-Forwarded-Proto: " + self.client.scheme)
         if req.host:
-            lines.append(b"\r\nX-Forwarded-Host: " + req.host.encode("latin-1"))
+            lines.append(b"\r\nX-Forwarded-Host: " + req.host_bytes)
         lines.append(b"\r\nX-Request-ID: " + self.request_id)
         if req.upgrade:
             lines.append(b"\r\nConnection: Upgrade")

@@ -13,10 +13,12 @@ class Request:
         "block",
         "chunked",
         "client",
+        "client_bytes",
         "expect",
         "head_size",
         "headers",
         "host",
+        "host_bytes",
         "hosts",
         "keep_alive",
         "length",
@@ -34,8 +36,9 @@ class Request:
         "xff",
     )
 
-    def __init__(self, client: str, secure: bool = False):
+    def __init__(self, client: str, secure: bool = False, client_bytes: bytes | None = None):
         self.client = client
+        self.client_bytes = client.encode() if client_bytes is None else client_bytes
         self.secure = secure              # arrived over TLS: sticky cookies get `Secure`
         self.url = b""
         self.method = b"-"
@@ -43,7 +46,8 @@ class Request:
         self._cookies: dict[str, str] | None = None
         self.started = time.monotonic()
         self.route = self.pool = "-"     # metric labels, set once routed
-        self.host = ""
+        self.host = ""                   # the Host header, lowercase (routes match it)
+        self.host_bytes = b""            # the same as bytes (the access log, X-Forwarded-Host)
         self.hosts = 0                   # Host headers seen (more than one is refused)
         self.path = "/"
         self.special: list[tuple[bytes, bytes, bytes]] = []   # (lowercase name, name, value) the proxy reads

@@ -33,6 +33,7 @@ class BackendState:
         self.pool = pool
         self.events = events if events is not None else EventLog()
         self.address = config.address
+        self.address_bytes = config.address.encode()      # for the access log
         self.drain = config.drain
         self.active = 0
         self.requests = 0
