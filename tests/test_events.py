@@ -12,6 +12,7 @@ import urllib.request
 
 import pytest
 from httpsite import HttpSite, free_port
+from zonetext import http_check, pool_zone
 
 from gslb.events import KINDS, EventLog, events_document, query_since
 
@@ -20,21 +21,9 @@ TOKEN = "operator-token-events-0123456789"
 CONFIG = f"api: {{token: {TOKEN}}}\nhealth: {{report_interval: 0.2}}\n"
 
 
-def zone(port: int) -> str:
-    return f"""\
-origin: ev.test.
-soa: {{mname: ns1.ev.test., rname: h.ev.test.}}
-records:
-  "@": {{NS: ns1.other.test.}}
-  www: {{pool: web}}
-pools:
-  web:
-    policy: failover
-    check: {{type: http, port: {port}, path: /healthz, interval: 0.2, timeout: 0.5, rise: 1, fall: 1}}
-    sites:
-      a: {{lat: 50, lon: 8, endpoints: [{A}]}}
-      b: {{lat: 40, lon: -75, endpoints: [{B}]}}
-"""
+def zone(port: int, policy: str = "failover") -> str:
+    return pool_zone("ev.test", {"a": [A], "b": [B]}, policy=policy,
+                     check=http_check(port, interval=0.2, timeout=0.5, rise=1, fall=1))
 
 
 @pytest.fixture
@@ -141,7 +130,7 @@ def test_overrides_and_zone_edits_are_events(serve, sites):
     assert api(srv, "/v1/overrides?selector=web/b", method="DELETE")[0] == 200
     cleared = wait_event(srv, "override.cleared", pool="web", site="b")
     assert cleared["level"] == "info" and cleared["id"] > made["id"]
-    (srv.zone_dir / "ev.yaml").write_text(zone(port).replace("policy: failover", "policy: fastest"))
+    (srv.zone_dir / "ev.yaml").write_text(zone(port, policy="fastest"))
     refused = wait_event(srv, "zone.refused", zone="ev.test.")
     assert "fastest" in refused["reason"] and refused["level"] == "error"
     assert api(srv, "/v1/events?since=nope")[0] == 400

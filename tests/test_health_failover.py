@@ -13,26 +13,13 @@ import pytest
 from conftest import REPO
 from httpsite import HttpSite, free_port
 from metricsutil import samples, value
+from zonetext import http_check, pool_zone
 
 A, B = "127.0.0.31", "127.0.0.32"
 
 
-def zone(port: int, policy: str = "failover") -> str:
-    return f"""\
-origin: f.test.
-soa: {{mname: ns1.f.test., rname: h.f.test.}}
-records:
-  "@": {{NS: ns1.other.test.}}
-  www: {{pool: web}}
-pools:
-  web:
-    policy: {policy}
-    ttl: 5
-    check: {{type: http, port: {port}, path: /healthz}}
-    sites:
-      a: {{lat: 0, lon: 0, endpoints: [{A}]}}
-      b: {{lat: 0, lon: 0, endpoints: [{B}]}}
-"""
+def zone(port: int, policy: str = "failover", ttl: int = 5) -> str:
+    return pool_zone("f.test", {"a": [A], "b": [B]}, policy=policy, ttl=ttl, check=http_check(port))
 
 
 @pytest.fixture
@@ -141,7 +128,7 @@ def test_reload_keeps_state_of_unchanged_endpoints(serve, sites):
     wait_for(srv, [A], 5)
     site_a.stop()
     wait_for(srv, [B], 3.0)
-    (srv.zone_dir / "f.yaml").write_text(zone(port).replace("ttl: 5", "ttl: 6"))
+    (srv.zone_dir / "f.yaml").write_text(zone(port, ttl=6))
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline and srv.query("www.f.test", "A").answer[0].ttl != 6:
         time.sleep(0.05)

@@ -22,6 +22,7 @@ import dns.query
 import dns.rcode
 from conftest import REGIONS_YAML, REPO
 from httpsite import HttpSite, free_port
+from zonetext import http_check, pool_zone
 
 from gslb.config.model import Check, Target
 
@@ -64,21 +65,8 @@ WRAPPER = textwrap.dedent("""\
 
 
 def zone(port: int) -> str:
-    return f"""\
-origin: lf.test.
-soa: {{mname: ns1.lf.test., rname: h.lf.test.}}
-records:
-  "@": {{NS: ns1.other.test.}}
-  www: {{pool: web}}
-pools:
-  web:
-    policy: failover
-    all_down: servfail
-    check: {{type: http, port: {port}, path: /healthz, interval: 0.2, timeout: 0.5, rise: 1, fall: {FALL}}}
-    sites:
-      a: {{lat: 0, lon: 0, endpoints: [{A}]}}
-      b: {{lat: 0, lon: 0, endpoints: [{B}]}}
-"""
+    return pool_zone("lf.test", {"a": [A], "b": [B]}, all_down="servfail",
+                     check=http_check(port, interval=0.2, timeout=0.5, rise=1, fall=FALL))
 
 
 class Serve:

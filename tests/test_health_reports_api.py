@@ -18,6 +18,7 @@ import urllib.request
 import pytest
 from conftest import REPO
 from httpsite import HttpSite, free_port
+from zonetext import http_check, pool_zone
 
 import gslb.api.health as api_health
 from gslb.health.report import encode_report
@@ -31,20 +32,7 @@ KEYS = {"eu-west-1": "eu-west-1-key-0123456789", "us-east-1": "us-east-1-key-012
 
 
 def zone(port: int) -> str:
-    return f"""\
-origin: ra.test.
-soa: {{mname: ns1.ra.test., rname: h.ra.test.}}
-records:
-  "@": {{NS: ns1.other.test.}}
-  www: {{pool: web}}
-pools:
-  web:
-    policy: failover
-    check: {{type: http, port: {port}, path: /healthz, interval: 0.25}}
-    sites:
-      a: {{lat: 0, lon: 0, endpoints: [{A}]}}
-      b: {{lat: 0, lon: 0, endpoints: [{B}]}}
-"""
+    return pool_zone("ra.test", {"a": [A], "b": [B]}, check=http_check(port, interval=0.25))
 
 
 @pytest.fixture

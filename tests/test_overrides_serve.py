@@ -15,21 +15,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-ZONE = """\
-origin: ov.test.
-soa: {mname: ns1.ov.test., rname: h.ov.test.}
-records:
-  "@": {NS: ns1.other.test.}
-  www: {pool: web}
-pools:
-  web:
-    policy: failover
-    answers: 4
-    check: null
-    sites:
-      a: {lat: 0, lon: 0, endpoints: [10.0.1.1, 10.0.1.2]}
-      b: {lat: 0, lon: 0, endpoints: [10.0.2.1]}
-"""
+from zonetext import pool_zone
+
+ZONE = pool_zone("ov.test", {"a": ["10.0.1.1", "10.0.1.2"], "b": ["10.0.2.1"]}, answers=4)
 BOTH_A, ONLY_B = ["10.0.1.1", "10.0.1.2"], ["10.0.2.1"]
 TOKEN = "operator-token-0123456789"
 CONFIG = f"api: {{token: {TOKEN}}}\nhealth: {{report_interval: 30}}\n"   # no report tick during a test
@@ -204,8 +192,8 @@ def test_api_overrides_set_show_and_clear(serve):
 
 
 def test_api_override_beats_the_file_and_up_beats_failing_checks(serve):
-    zone = ZONE.replace("check: null", "check: {type: tcp, port: 9, interval: 0.2, timeout: 0.2, rise: 1, fall: 1}") \
-        .replace("10.0.1.1, 10.0.1.2", "127.0.0.1").replace("10.0.2.1", "127.0.0.2")
+    zone = pool_zone("ov.test", {"a": ["127.0.0.1"], "b": ["127.0.0.2"]}, answers=4,
+                     check="{type: tcp, port: 9, interval: 0.2, timeout: 0.2, rise: 1, fall: 1}")
     srv = serve({"ov.yaml": zone}, config_yaml=f"api: {{token: {TOKEN}}}\nhealth: {{report_interval: 0.2}}\n")
     # nothing listens on port 9: both sites fail their checks
     wait_until(lambda: all(h.state == "down" for h in srv.server.health.targets.values())
