@@ -222,7 +222,8 @@ def test_a_flood_is_drained_in_bounded_turns_and_fully_answered(serve, monkeypat
 
 def test_udp_mode_names_a_bad_value(monkeypatch):
     monkeypatch.setenv("GSLB_DNS_UDP", "turbo")
-    with pytest.raises(UdpModeError, match="GSLB_DNS_UDP='turbo' is not one of auto, c, python, asyncio"):
+    with pytest.raises(UdpModeError, match="GSLB_DNS_UDP='turbo' is not one of auto, c, python, asyncio") as caught:
         udp_mode()
+    assert isinstance(caught.value, ValueError)     # gslb serve: "cannot start: ...", exit 1
     monkeypatch.setenv("GSLB_DNS_UDP", "auto")
     assert udp_mode() == ("c" if udpbatch.C_AVAILABLE else "asyncio")

@@ -39,8 +39,9 @@ BATCHES_PER_EVENT = 16      # at most 1,024 queries per readiness event, then TC
 C_AVAILABLE = _c is not None and sys.platform.startswith("linux")
 
 
-class UdpModeError(GslbError):
-    """GSLB_DNS_UDP names a mode that does not exist or is not available here."""
+class UdpModeError(GslbError, ValueError):
+    """GSLB_DNS_UDP names a mode that does not exist or is not available here (a ValueError, so that
+    `gslb serve` says "cannot start: ..." and exits 1)."""
 
 
 def udp_mode() -> str:
