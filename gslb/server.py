@@ -23,7 +23,7 @@ from gslb.config.latency import load_latency_table
 from gslb.config.model import Target, Zone
 from gslb.config.overrides import FILE_NAME as OVERRIDES_FILE
 from gslb.config.regions import load_regions
-from gslb.config.reloader import ZoneParser
+from gslb.config.reloader import ZoneParser, yielding_gil
 from gslb.config.server import ServerConfig
 from gslb.config.store import ZoneStore
 from gslb.dns.identity import Identity
@@ -188,7 +188,8 @@ class Server:
                 table = self._build_table()
                 log.info("zones reloaded in %.2f s", time.monotonic() - started)
                 return table
-            table = await asyncio.get_running_loop().run_in_executor(None, load_and_build)
+            with yielding_gil():
+                table = await asyncio.get_running_loop().run_in_executor(None, load_and_build)
             if table is not None:
                 self._swap_table(table)
             return table is not None

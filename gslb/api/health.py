@@ -273,10 +273,10 @@ async def post_report(request: web.Request) -> web.Response:
     if isinstance(parsed, ProxyReport):
         service.monitor.proxy_report(parsed)
         return web.json_response({"ok": True, "accepted": len(parsed.pools)})
-    return _apply_prober_report(service.monitor, parsed, started)
+    return _apply_prober_report(service.monitor, parsed, started, len(body))
 
 
-def _apply_prober_report(monitor, report: ProberReport, started: float) -> web.Response:
+def _apply_prober_report(monitor, report: ProberReport, started: float, size: int) -> web.Response:
     """A full report replaces the region's views; a delta applies on top of the report held, or, after
     a gap (a lost report, this server restarted, the prober restarted), asks for a full one: 409 with
     `need_full`. `deltas: true` tells the prober that this server takes deltas."""
@@ -284,11 +284,11 @@ def _apply_prober_report(monitor, report: ProberReport, started: float) -> web.R
         monitor.report(report.region, report.views, report.interval, report.status, report.run, report.seq)
     elif not monitor.report_delta(report.region, report.run, report.base, report.seq, report.views, report.gone,
                                   report.interval, report.status):
-        monitor.note_ingest(time.perf_counter() - started, "gap")
+        monitor.note_ingest(time.perf_counter() - started, "gap", size)
         return web.json_response({"error": f"report {report.seq} of region {report.region} is a delta on report "
                                            f"{report.base}, which this server does not hold: send a full report",
                                   "need_full": True, "deltas": True}, status=409)
-    monitor.note_ingest(time.perf_counter() - started, "full" if report.full else "delta")
+    monitor.note_ingest(time.perf_counter() - started, "full" if report.full else "delta", size)
     if report.run is None:          # a prober from before incremental reports
         return web.json_response({"ok": True, "accepted": len(report.views)})
     return web.json_response({"ok": True, "accepted": len(report.views), "deltas": True})

@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import sys
 import threading
 from concurrent.futures.process import BrokenProcessPool
 
@@ -31,8 +32,22 @@ from gslb.errors import ConfigError, Problem
 
 log = logging.getLogger("gslb.zones")
 
+RELOAD_SWITCH_INTERVAL = 0.0002  # seconds a reloading thread may hold the GIL while DNS waits for it
 RETIRE_BYTES = 8_000_000        # a file at least this big gets a fresh worker afterwards
 FREEZE_BYTES = 1_000_000        # a zone this big (pickled) is kept out of the garbage collector's walks
+
+
+@contextlib.contextmanager
+def yielding_gil(interval: float = RELOAD_SWITCH_INTERVAL):
+    """While a reload unpickles and builds the answer table in a thread, hand the GIL to the answering
+    thread after `interval` instead of the default 5 ms: a query arriving meanwhile waits about that
+    long, not up to 5 ms (the p99 of answers during a 100,000-name reload was 25x the idle one)."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, interval))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 class ZoneParser:

@@ -96,7 +96,8 @@ class HealthMonitor:
         self.proxy_views: Mapping[str, ProxyPoolView] = MappingProxyType({})   # fresh: "PROXY/POOL" -> view
         self._silent_proxies: set[str] = set()
         self.gaps = 0          # deltas that did not follow the report held (the prober was asked for a full one)
-        # prober reports taken, by kind (full, delta, gap): count, seconds spent (parse + combine), the slowest
+        # prober reports taken, by kind (full, delta, gap): count, seconds spent (parse + combine), the
+        # slowest, bytes received, the biggest
         self.ingest: dict[str, list[float]] = {}
 
     def seed(self, states: Mapping[Target, str], age: float) -> None:
@@ -149,17 +150,22 @@ class HealthMonitor:
         self.recompute(moved + [t for t in gone if t in self.targets])
         return True
 
-    def note_ingest(self, seconds: float, kind: str) -> None:
-        """Time spent taking one prober report (parsing it off the loop, combining it on the loop)."""
-        count_total_max = self.ingest.setdefault(kind, [0, 0.0, 0.0])
-        count_total_max[0] += 1
-        count_total_max[1] += seconds
-        count_total_max[2] = max(count_total_max[2], seconds)
+    def note_ingest(self, seconds: float, kind: str, size: int = 0) -> None:
+        """One prober report taken: the time spent (parsing it off the loop, combining it on the loop) and
+        its size as received."""
+        row = self.ingest.setdefault(kind, [0, 0.0, 0.0, 0, 0])
+        row[0] += 1
+        row[1] += seconds
+        row[2] = max(row[2], seconds)
+        row[3] += size
+        row[4] = max(row[4], size)
 
     def ingest_document(self) -> dict:
-        """For GET /v1/health: prober reports taken, by kind, with their mean and slowest ingest time."""
+        """For GET /v1/health: prober reports taken, by kind, with their mean and slowest ingest time,
+        the bytes received and the biggest report."""
         return {kind: {"count": int(n), "mean_ms": round(total / n * 1000, 3) if n else 0.0,
-                       "max_ms": round(most * 1000, 3)} for kind, (n, total, most) in self.ingest.items()}
+                       "max_ms": round(most * 1000, 3), "bytes": int(size), "max_bytes": int(biggest)}
+                for kind, (n, total, most, size, biggest) in self.ingest.items()}
 
     def _region_back(self, region: str, targets: int) -> RegionReport | None:
         """The region's last report; an event when it is new or back from silence."""
