@@ -125,12 +125,12 @@ class Notifier:
                 continue
             receiver.failed += 1
             receiver.last_error = error
-            self._log_failure(receiver, error, backoff)
+            self._log_failure(receiver, error)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
 
     @staticmethod
-    def _log_failure(receiver: Receiver, error: str, backoff: float) -> None:
+    def _log_failure(receiver: Receiver, error: str) -> None:
         now = time.monotonic()
         receiver._failing = True
         if now - receiver._logged_at >= LOG_INTERVAL:
