@@ -245,7 +245,7 @@ async def post_report(request: web.Request) -> web.Response:
     intake = service.intake
     peer = request.remote
     if not intake.enabled:
-        return _refuse("this server has no health secret: set health.secret or GSLB_SECRET", 403)
+        return _refuse("this server takes no reports: set health.secret ($GSLB_SECRET) or health.region_keys", 403)
     try:
         verifier = intake.begin(request.headers.get(HEADER), peer)
         encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
