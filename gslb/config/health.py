@@ -26,7 +26,7 @@ class HealthSettings:
     region: str | None = None         # this node's region: the embedded prober's (in regions.yaml for latency)
     embedded: bool = True             # run a prober inside `gslb serve`
     quorum: str | int = "majority"    # regions that must see a target down: majority | any | all | N
-    secret: str | None = None         # shared secret for prober reports and overrides ($GSLB_SECRET)
+    secret: str | None = None         # shared key that signs prober reports only ($GSLB_SECRET); api.token writes
     state_dir: str | None = "state"   # where health.json is kept across restarts ("" or null: not kept)
     state_max_age: float = 300.0      # a saved state older than this is ignored at start
     grace: float = 30.0               # with no live prober left, keep the last state this long, then fail open

@@ -214,7 +214,6 @@ LIMIT_FIELDS = {"max_body_size": _at_least(0), "max_header_size": _at_least(1024
 RATE_FIELDS = {"burst": _at_least(1), "rate": Number(0.001)}
 ACCESS_LOG_FIELDS = {"buffer": _at_least(0), "flush": Number(0.01),
                      "path": _match(_PATH, "stderr or an absolute file path")}
-SECTIONS = {"timeouts": TIMEOUT_FIELDS, "limits": LIMIT_FIELDS, "rate_limit": RATE_FIELDS}
 TOP_FIELDS = {
     "access_log": _OWN, "admin": HostPort(), "admin_token": _TEXT, "drain_timeout": Number(0), "fail_open": Flag(),
     "limits": _OWN, "listen": _OWN, "notify": _OWN, "pools": _OWN, "rate_limit": _OWN,
