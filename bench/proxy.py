@@ -15,7 +15,9 @@ CPU 0 and wrk (-t2 -c64) and the backends share CPU 1; with `--workers N` (N > 1
 Every round runs every target once, in turn, so drift on a shared machine hits all of them. Printed:
 median requests/s over the rounds with the spread (min-max), median p99, the server's CPU (from
 /proc, summed over its process group) and requests per server CPU-second, and gslb's ratios to nginx.
-`--log-compare` adds gslb with `access_log: false`, for the cost of the log. `--profile FILE` records
+`--log-compare` adds gslb with `access_log: false`, for the cost of the log; `--floor` adds a bare uvloop
+relay (each client connection paired with a backend connection, bytes copied, no HTTP): its requests per
+CPU-second are what the event loop and the kernel cost any Python proxy here. `--profile FILE` records
 gslb with py-spy (collapsed stacks) during its first measured run.
 
 In-memory mode (`--in-memory`): no sockets and no peers: the browser-like request and the nginx-like response
@@ -88,6 +90,33 @@ BROWSER_HEADERS = {
     "X-Client-Version": "web-4.12.0",
 }
 BROWSER_PATH = "/catalog/shoes/item/42?color=blue&size=9"
+
+# --floor: what any uvloop proxy pays before doing HTTP: each client connection paired with one backend
+# connection, bytes copied both ways, no parsing. Its req/CPU-s is the event loop's and the kernel's share.
+RELAY = r'''
+import asyncio, sys
+import uvloop
+BACKEND = ("127.0.0.1", int(sys.argv[2]))
+class Up(asyncio.Protocol):
+    def __init__(self, client): self.client = client
+    def connection_made(self, t): self.t = t
+    def data_received(self, d): self.client.t.write(d)
+class Client(asyncio.Protocol):
+    def connection_made(self, t):
+        self.t, self.up, self.pending = t, None, []
+        asyncio.ensure_future(self.connect())
+    async def connect(self):
+        _, self.up = await asyncio.get_running_loop().create_connection(lambda: Up(self), *BACKEND)
+        for d in self.pending: self.up.t.write(d)
+    def data_received(self, d):
+        if self.up is None: self.pending.append(d)
+        else: self.up.t.write(d)
+async def main():
+    s = await asyncio.get_running_loop().create_server(Client, "127.0.0.1", int(sys.argv[1]), backlog=1024)
+    await s.serve_forever()
+uvloop.install()
+asyncio.run(main())
+'''
 BODY_SIZE = 1024
 
 
@@ -325,6 +354,12 @@ def realistic(args: argparse.Namespace, work: str) -> dict:
     port = free_port()
     targets.append(Target("nginx", ["nginx", "-c", proxy_nginx(work, port, [b1, b2], args.workers), "-p", work],
                           port))
+    if args.floor:
+        relay = os.path.join(work, "relay.py")
+        with open(relay, "w") as fh:
+            fh.write(RELAY)
+        port = free_port()
+        targets.append(Target("uvloop relay", [sys.executable, relay, str(port), str(b1)], port))
     direct = Target("backend direct", [], b1)
     direct.proc = backends
     started = []
@@ -567,6 +602,8 @@ def main() -> None:
     parser.add_argument("--friendly", action="store_true", help="the old friendly setup, not the headline")
     parser.add_argument("--in-memory", action="store_true", help="CPU per request of the request path, no sockets")
     parser.add_argument("--log-compare", action="store_true", help="also gslb with access_log: false")
+    parser.add_argument("--floor", action="store_true",
+                        help="also a bare uvloop byte relay (no HTTP): the event loop's and kernel's share")
     parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     parser.add_argument("--profile", metavar="FILE", help="py-spy collapsed stacks of gslb's first run")
     parser.add_argument("--json", metavar="FILE")

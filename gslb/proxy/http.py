@@ -1,13 +1,18 @@
 """The proxy's data path: asyncio Protocols with httptools parsers on both sides, streaming bodies.
 
-ClientConnection  one per client connection: parses requests, routes, picks a backend, forwards.
+ClientConnection  one per client connection: parses requests, asks the policy (policy.Policy: begin,
+                  retry, finish) where each goes, forwards.
 Exchange          one request/response in flight: client <-> one UpstreamConnection.
 UpstreamConnection one keep-alive connection to a backend, reused across exchanges.
 
 Bodies stream both ways chunk by chunk; each side's write buffer pauses the other side's reading.
-Requests on one client connection are answered in order: the client is not read past the end of a
-request until its response is done.
-"""
+Requests on one client connection are answered in order: a request that arrives while an earlier one
+is answered waits (Waiting), and the client is not read further until its turn.
+
+Header lines pass through as they arrived (raw_block): the proxy finds the few it reads or drops with
+one regex scan of the head (request_special, response_lines) and cuts those lines out; it never splits
+every header into a name and a value in Python. The request head is rebuilt from parsed headers only
+when it did not begin at the start of a read (a pipeline, a head in pieces)."""
 
 from __future__ import annotations
 
@@ -320,7 +325,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if self.in_head and self.head_count == begun:
             # The whole read was head: httptools keeps a header it has not finished in memory and calls
-            # back only at its end, so a head is measured here, not just in on_header, to bound it.
+            # back only at its end, so a head is measured here, read by read, to bound it.
             self.head_seen += len(data)
             if self.head_seen > self.policy.limits.max_header_size and not self.closed:
                 self.reply(431, "request headers too large", close=True)
