@@ -14,8 +14,10 @@ Before measuring, every target's answer is checked (NOERROR, AA, the expected ad
 dnsperf run must see only NOERROR responses.
 Targets: gslb static name, gslb load-balanced name (latency pool; the client is 127.0.0.1, so its
 location is unknown), the same name with an EDNS Client Subnet in Europe (GeoIP + latency
-ranking), gdnsd static, nsd static. Needs the Debian packages dnsperf, gdnsd and nsd (a missing
-peer is skipped and said so).
+ranking), the same name with ECS from 10,000 distinct /24s (dnsperf -B over a binary query file),
+gdnsd static, nsd static. Needs the Debian packages dnsperf, gdnsd and nsd (a missing
+peer is skipped and said so). --workers N runs gslb --workers N, gdnsd with N UDP threads and nsd
+with N servers, unpinned. gslb's UDP mode follows GSLB_DNS_UDP (gslb/dns/udpbatch.py).
 """
 
 from __future__ import annotations
