@@ -612,7 +612,7 @@ class Exchange:
         backend = self.backend
         while backend.idle:
             conn = backend.idle.pop()
-            if conn.alive():
+            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():   # alive()
                 self.reused = True
                 self._attach(conn)
                 return
@@ -766,7 +766,10 @@ class Exchange:
         if self.set_cookie:
             lines.append(b"\r\n" + self.set_cookie)
         lines.append(b"\r\nX-Request-ID: " + self.request_id + b"\r\n\r\n")
-        self._to_client(b"".join(lines))
+        if self.batch is not None:           # _to_client, inlined
+            self.batch.append(b"".join(lines))
+        else:
+            self.client.transport.write(b"".join(lines))
         self.head_sent = True
 
     def _to_client(self, data: bytes) -> None:
@@ -780,10 +783,6 @@ class Exchange:
         batch, self.batch = self.batch, None
         if batch and not self.client.closed:
             self.client.transport.write(b"".join(batch))
-
-    def response_body(self, data: bytes) -> None:
-        if not self.client.closed:
-            self._to_client(chunk(data) if self.response_chunked else data)
 
     def response_done(self, upstream_keep_alive: bool) -> None:
         if self.finished:
@@ -1048,8 +1047,13 @@ class UpstreamConnection(asyncio.Protocol):
             exchange.response_done(parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
-        if self.exchange is not None:
-            self.exchange.response_body(body)
+        ex = self.exchange
+        if ex is not None and not ex.client.closed:      # Exchange._to_client, inlined: per body piece
+            data = chunk(body) if ex.response_chunked else body
+            if ex.batch is not None:
+                ex.batch.append(data)
+            else:
+                ex.client.transport.write(data)
 
     def on_message_complete(self) -> None:
         ex = self.exchange
