@@ -36,6 +36,8 @@ from gslb.server import zone_targets
 log = logging.getLogger("gslb.probe")
 GZIP_ABOVE = 16 * 1024     # bytes of JSON above which a report is sent gzipped
 FULL_EVERY = 60.0          # seconds between full reports to a server that takes deltas
+BACKOFF_MAX = 2            # after failed posts, wait up to this many intervals more between them (a server
+                           # drops a region silent for 3 intervals: backing off further would drop it)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -83,7 +85,13 @@ class Pusher:
     Reports are incremental (gslb/health/report.py): each server gets a full report first, after a gap
     it reports (409 need_full), and every `full_every` seconds; otherwise the views that moved since
     the last report it took. What each server holds is tracked apart, so one that missed reports gets
-    what it missed and the others only the news."""
+    what it missed and the others only the news.
+
+    A server that does not answer (overloaded: the post timed out) is not sent a full report for it,
+    which would load it more: the prober waits longer between posts (one interval more per failure in a
+    row, up to BACKOFF_MAX) and sends a delta on the report whose fate it does not know (a busy server
+    usually took it in the end), then, if the server says it does not hold that one, on the last report
+    it acknowledged; only when it holds neither does it get a full report."""
 
     def __init__(self, urls: list[str], secret: str | None, interval: float, region_key: str | None = None,
                  full_every: float = FULL_EVERY):
@@ -101,10 +109,13 @@ class Pusher:
         self.bytes_sent: dict[str, dict[str, int]] = {u: {"full": 0, "delta": 0} for u in self.urls}
         self.run = secrets.token_hex(8)     # this process's reports: a restart starts a new sequence
         self.seq = 0
-        self._latest: tuple[int, dict[Target, RegionView]] | None = None
+        self._latest: tuple[int, dict[str, RegionView]] | None = None
         # per server: (seq, views) it holds (None: it needs a full report), when it last got a full one,
         # and whether it said it takes deltas
-        self._held: dict[str, tuple[int, dict[Target, RegionView]] | None] = dict.fromkeys(self.urls)
+        self._held: dict[str, tuple[int, dict[str, RegionView]] | None] = dict.fromkeys(self.urls)
+        # per server: a report posted without an answer (timed out, cut): it may hold it, or not
+        self._unsure: dict[str, tuple[int, dict[str, RegionView]] | None] = dict.fromkeys(self.urls)
+        self.failures_in_row: dict[str, int] = dict.fromkeys(self.urls, 0)
         self._full_at: dict[str, float] = dict.fromkeys(self.urls, 0.0)
         self._deltas: dict[str, bool] = dict.fromkeys(self.urls, False)
         self._bodies: dict[tuple, tuple[bytes, bytes | None, dict]] = {}
@@ -125,7 +136,8 @@ class Pusher:
         if self.session is not None:
             await self.session.close()
 
-    def __call__(self, region: str, views: dict[Target, RegionView]) -> None:
+    def __call__(self, region: str, views: dict[str, RegionView]) -> None:
+        """A new report: `views` keyed by target_id (Prober(by_id=True))."""
         self.region = region
         self.seq += 1
         self._latest = (self.seq, views)
@@ -133,26 +145,30 @@ class Pusher:
         for wake in self._wake.values():
             wake.set()
 
+    def _base(self, url: str) -> tuple[int, dict[str, RegionView]] | None:
+        """The report a delta to this server builds on: the unanswered one if any, else the acknowledged one."""
+        return self._unsure[url] or self._held[url]
+
     def _wants_full(self, url: str) -> bool:
-        return self._held[url] is None or not self._deltas[url] \
+        return self._base(url) is None or not self._deltas[url] \
             or time.monotonic() - self._full_at[url] >= self.full_every
 
-    def _body(self, url: str, seq: int, views: dict[Target, RegionView],
+    def _body(self, url: str, seq: int, views: dict[str, RegionView],
               full: bool) -> tuple[bytes, bytes | None, dict]:
         """(JSON, gzipped or None, what the server holds once it takes it) for this server: full, or the
-        delta from what it holds. Bodies are shared by the servers that hold the same report."""
-        held = self._held[url]
-        key = ("full", seq) if full else (held[0], seq)
+        delta from the base it holds. Bodies are shared by the servers that hold the same report."""
+        held = self._base(url)
+        key = ("full", seq) if full else (held[0], seq)  # type: ignore[index]
         made = self._bodies.get(key)
         if made is None:
             status = self.prober.status() if self.prober else None
             if full:
                 body, after = encode_report(self.region, self.interval, views, status, self.run, seq), views
             else:
-                before = held[1]
+                before = held[1]  # type: ignore[index]
                 moved = {t: v for t, v in views.items() if view_moved(before.get(t), v)}
                 gone = [t for t in before if t not in views]
-                body = encode_report(self.region, self.interval, moved, status, self.run, seq, held[0], gone)
+                body = encode_report(self.region, self.interval, moved, status, self.run, seq, held[0], gone)  # type: ignore[index]
                 after = {**before, **moved}
                 for t in gone:
                     del after[t]
@@ -166,27 +182,40 @@ class Pusher:
         while True:
             await wake.wait()
             wake.clear()
-            if self._latest is not None:
-                seq, views = self._latest       # a report made meanwhile replaces the one waiting
-                full = self._wants_full(url)
-                body, gzipped, after = self._body(url, seq, views, full)
-                answer = await self._post(url, body, gzipped, "full" if full else "delta")
-                if answer is None:
-                    self._held[url] = None      # lost or refused: what it holds is unknown, resync
-                elif answer.get("need_full"):
+            if self._latest is None:
+                continue
+            seq, views = self._latest       # a report made meanwhile replaces the one waiting
+            full = self._wants_full(url)
+            on_unsure = not full and self._unsure[url] is not None
+            body, gzipped, after = self._body(url, seq, views, full)
+            answer = await self._post(url, body, gzipped, "full" if full else "delta")
+            if answer is None or answer is UNANSWERED:
+                if answer is UNANSWERED:    # it may have taken it: the next delta tries this base first
+                    self._unsure[url] = (seq, after)
+                self.failures_in_row[url] += 1
+                # Back off rather than resend in full: a server too busy to answer would only get busier.
+                await asyncio.sleep(self.interval * min(BACKOFF_MAX, self.failures_in_row[url]))
+                wake.set()
+                continue
+            self.failures_in_row[url] = 0
+            if answer.get("need_full"):
+                self._unsure[url] = None
+                if on_unsure and self._held[url] is not None:
+                    log.debug("%s did not take report %d: a delta on the last one it took", url, seq)
+                else:
                     self._held[url] = None
                     self.resyncs[url] += 1
                     log.info("%s asked for a full report (it missed one, or restarted): sending it", url)
-                    wake.set()                  # at once, not at the next interval
-                else:
-                    self._held[url] = (seq, after)
-                    self._deltas[url] = answer.get("deltas") is True
-                    if full:
-                        self._full_at[url] = time.monotonic()
+                wake.set()                  # at once, not at the next interval
+            else:
+                self._held[url], self._unsure[url] = (seq, after), None
+                self._deltas[url] = answer.get("deltas") is True
+                if full:
+                    self._full_at[url] = time.monotonic()
 
     async def _post(self, url: str, body: bytes, gzipped: bytes | None, kind: str) -> dict | None:
-        """Post one report; the server's JSON answer (a 409 asking for a full report included), or None
-        when it failed."""
+        """Post one report; the server's JSON answer (a 409 asking for a full report included), None when
+        it refused it, or UNANSWERED when no answer came (timed out, connection cut): it may hold it."""
         assert self.session is not None
         # Signed when sent, not when made: the timestamp is what the server checks for replays.
         sent = gzipped or body
@@ -217,7 +246,11 @@ class Pusher:
             if url not in self.failing:
                 self.failing.add(url)
                 log.warning("cannot report to %s: %s", url, exc or type(exc).__name__)
-            return None
+            sent_whole = isinstance(exc, TimeoutError | aiohttp.ServerDisconnectedError)
+            return UNANSWERED if sent_whole else None
+
+
+UNANSWERED: dict = {"unanswered": True}   # _post's answer when the server may or may not hold the report
 
 
 def _json_object(text: str) -> dict:
@@ -263,7 +296,7 @@ async def _run(args: argparse.Namespace, secret: str | None) -> int:
     targets = await _first_targets(args)
     pusher = Pusher(args.report_to, secret, args.interval, args.region_key, args.full_every)
     await pusher.start()
-    prober = Prober(args.region, pusher, args.interval, source=args.source)
+    prober = Prober(args.region, pusher, args.interval, source=args.source, by_id=True)
     pusher.prober = prober
     await prober.start()
     prober.set_targets(targets)
@@ -324,6 +357,13 @@ def run(args: argparse.Namespace) -> int:
     if args.interval < 0.05 or args.refresh < 0.1:
         print("gslb probe: --interval must be >= 0.05 s and --refresh >= 0.1 s")
         return 2
+    try:
+        # checks are mostly connects and small reads, cheaper on uvloop's C transports
+        import uvloop
+    except ImportError:
+        pass
+    else:
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     try:
         return asyncio.run(_run(args, secret))
     except ConfigError as exc:

@@ -93,12 +93,19 @@ async def _head_of_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def _ssl_context(check: Check) -> ssl.SSLContext:
+@lru_cache(maxsize=2)
+def _ssl_context_for(verify: bool) -> ssl.SSLContext:
+    # One context per setting, not per check: create_default_context loads the system CA store (about
+    # a millisecond of CPU), and a context is safe to share between connections.
     ctx = ssl.create_default_context()
-    if not check.tls_verify:
+    if not verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def _ssl_context(check: Check) -> ssl.SSLContext:
+    return _ssl_context_for(check.tls_verify)
 
 
 def request_headers(check: Check) -> dict[str, str]:
@@ -151,6 +158,92 @@ async def _http(target: Target, session: aiohttp.ClientSession) -> ProbeResult:
         return _failed(f"{what}: {_os_reason(exc.os_error)}", exc.os_error)
     except (aiohttp.ClientError, ssl.SSLError, OSError) as exc:
         return _failed(f"{what}: {type(exc).__name__}: {exc}", exc)
+
+
+HEAD_LIMIT = 65536      # a response head (status line and headers) longer than this fails the check
+_PLAIN_PATH = re.compile(r"[!-~]+")     # a path that goes on the request line as it is (no quoting)
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})[ \r]")
+
+
+class _HeadReader(asyncio.Protocol):
+    """Sends one request and waits for the response head: what a status-only check needs."""
+
+    __slots__ = ("buf", "done", "request", "transport")
+
+    def __init__(self, request: bytes, done: asyncio.Future):
+        self.request, self.done, self.buf = request, done, b""
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        if self.done.done():          # the head is in: the rest (a body) is not read
+            return
+        self.buf += data
+        if b"\r\n\r\n" in self.buf:
+            self.done.set_result(self.buf)
+        elif len(self.buf) > HEAD_LIMIT:
+            self.done.set_exception(ValueError(f"response head longer than {HEAD_LIMIT} bytes"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc or ConnectionResetError("connection closed before a whole response head"))
+
+
+def _lean_request(target: Target, headers: dict[str, str]) -> bytes:
+    check = target.check
+    port = check.effective_port
+    names = {name.lower() for name in headers}
+    host = "" if "host" in names else f"Host: {_host(target.address)}{'' if port == 80 else f':{port}'}\r\n"
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    accept = "" if "accept" in names else "Accept: */*\r\n"
+    return f"{check.method} {check.path} HTTP/1.1\r\n{host}{lines}{accept}Connection: close\r\n\r\n".encode()
+
+
+async def _lean_http(target: Target, headers: dict[str, str], source: str | None) -> ProbeResult:
+    """A status-only http check without a client library: one connection, one request, the status read
+    from the response head. The same results and messages as the aiohttp path at about a third of its
+    CPU (no connector, resolver, happy-eyeballs or response object: a prober of 10,000 targets makes
+    10,000 of these a second)."""
+    check = target.check
+    what = f"{check.method} {url_of(target)}"
+    try:
+        request = _lean_request(target, headers)
+    except UnicodeEncodeError:
+        return ProbeResult(False, None, f"{what}: a header is not ASCII", local=True)
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    transport = None
+    start = time.monotonic()
+    try:
+        async with asyncio.timeout(check.timeout):
+            try:
+                transport, _ = await loop.create_connection(lambda: _HeadReader(request, done), target.address,
+                                                            check.effective_port,
+                                                            local_addr=(source, 0) if source else None)
+            except OSError as exc:
+                return _failed(f"{what}: {_os_reason(exc)}", exc)
+            head = await done
+        rtt = (time.monotonic() - start) * 1000
+    except TimeoutError:
+        return ProbeResult(False, None, f"{what}: timeout after {check.timeout:g} s", timed_out=True)
+    except ValueError as exc:             # a source address of the other family: the prober's setup
+        return ProbeResult(False, None, f"{what}: {exc}", local=True)
+    except OSError as exc:
+        return _failed(f"{what}: {type(exc).__name__}: {exc}", exc)
+    finally:
+        if transport is not None:
+            transport.close()
+    match = _STATUS_LINE.match(head)
+    if match is None:
+        first = head.split(b"\r\n", 1)[0][:64]
+        return ProbeResult(False, None, f"{what}: not an HTTP/1 response: {first!r}")
+    status = int(match.group(1))
+    if not check.accepts(status):
+        expected = ", ".join(str(s) for s in check.expect)
+        return ProbeResult(False, rtt, f"{what}: {status}, expected {expected}")
+    return ProbeResult(True, rtt)
 
 
 @lru_cache(maxsize=256)
@@ -304,6 +397,13 @@ async def _dns(target: Target, default_name: str, source: str | None) -> ProbeRe
 @CHECK_TYPES.implements("http", "https")
 async def _probe_http(target: Target, session: aiohttp.ClientSession | None, dns_name: str,
                       source: str | None) -> ProbeResult:
+    check = target.check
+    if check.type == "http" and check.body is None and _PLAIN_PATH.fullmatch(check.path):
+        try:
+            headers = request_headers(check)
+        except EnvError as exc:
+            return ProbeResult(False, None, f"{check.method} {url_of(target)}: {exc} on this prober", local=True)
+        return await _lean_http(target, headers, source)
     if session is not None:
         return await _http(target, session)
     async with make_session(source) as own:

@@ -1,7 +1,8 @@
 """A prober: probes every target on its check's interval and keeps one region's view of each.
 
 Each target runs in its own task, started at a random offset inside its interval so checks spread out
-and a slow or hanging endpoint never delays the others. Results go through RiseFall and Ewma; every
+and a slow or hanging endpoint never delays the others. Checks keep a fixed cadence (due times one
+interval apart, not one interval after the last check ended), so a late check does not push the next ones. Results go through RiseFall and Ewma; every
 state change and every `report_interval` the prober hands its views to `report(region, views)`: the
 in-process aggregator for the embedded prober, an HTTP push for `gslb probe`.
 
@@ -26,14 +27,28 @@ import aiohttp
 from gslb.config.model import Target
 from gslb.health.checks import ProbeResult, make_session, probe
 from gslb.health.lag import LoopLag
+from gslb.health.report import target_id
 from gslb.health.snapshot import ProberStatus, RegionView
 from gslb.health.state import Ewma, RiseFall
 
 log = logging.getLogger("gslb.prober")
-Report = Callable[[str, dict[Target, RegionView]], Awaitable[None] | None]
+Report = Callable[[str, dict[Target, RegionView] | dict[str, RegionView]], Awaitable[None] | None]
 LAG_FRACTION = 0.5      # a timeout while the loop was this late (as a share of the timeout) is the prober's
 BLIND_INTERVALS = 3     # only prober errors for this many report intervals (and 2 check intervals): blind
 ERROR_LOG_INTERVAL = 10.0
+# The reported RTT moves only past this band around it: a fifth of the default latency_margin_ms (10) and
+# half the default latency_margin_pct (10), so steering sees every move that can change an answer by the
+# default margins, and not the jitter below them.
+RTT_BAND_MS = 2.0
+RTT_BAND_PCT = 5.0
+
+
+def rtt_to_report(reported: float | None, smoothed: float | None) -> float | None:
+    """The RTT to report: `smoothed` when it left the band around the `reported` one, else `reported`."""
+    if smoothed is None or reported is None:
+        return smoothed
+    band = max(RTT_BAND_MS, reported * RTT_BAND_PCT / 100)
+    return smoothed if abs(smoothed - reported) >= band else reported
 
 
 def failure_reason(target: Target, result: ProbeResult) -> str:
@@ -49,27 +64,36 @@ def failure_reason(target: Target, result: ProbeResult) -> str:
 class _Watch:
     """A target's running check and what it has seen."""
 
-    __slots__ = ("error", "prober_error", "risefall", "rtt", "target", "task", "updated")
+    __slots__ = ("error", "id", "prober_error", "reported_rtt", "risefall", "rtt", "target", "task", "updated")
 
     def __init__(self, target: Target, state: str = "unknown", rtt: float | None = None):
         self.target = target
+        self.id = target_id(target)          # once: a report names targets by id (a hash of the whole check)
         self.risefall = RiseFall(target.check.rise, target.check.fall, state)  # type: ignore[arg-type]
         self.rtt = Ewma(value=rtt)
+        self.reported_rtt = rtt
         self.error: str | None = None
         self.prober_error: str | None = None
         self.updated = 0.0
         self.task: asyncio.Task | None = None
 
+    def add_rtt(self, ms: float) -> None:
+        self.rtt.add(ms)
+        self.reported_rtt = rtt_to_report(self.reported_rtt, self.rtt.value)
+
     def view(self) -> RegionView:
-        return RegionView(self.risefall.state, self.rtt.value, self.error, self.updated, self.prober_error)
+        return RegionView(self.risefall.state, self.reported_rtt, self.error, self.updated, self.prober_error)
 
 
 class Prober:
     """Probes targets for one region. `set_targets` may be called at any time (zone reloads)."""
 
     def __init__(self, region: str, report: Report, report_interval: float = 1.0, dns_name: str = ".",
-                 source: str | None = None):
+                 source: str | None = None, by_id: bool = False):
         self.region = region
+        # by_id: `report` gets views keyed by target_id (str) rather than Target; a str caches its hash,
+        # a Target hashes every field of its check on each dict operation (10,000 targets: 10,000 per report).
+        self.by_id = by_id
         self.source = source
         self.report = report
         self.report_interval = report_interval
@@ -97,6 +121,10 @@ class Prober:
 
     def views(self) -> dict[Target, RegionView]:
         return {t: w.view() for t, w in self._watches.items()}
+
+    def id_views(self) -> dict[str, RegionView]:
+        """The views keyed by target_id (what a report names them by)."""
+        return {w.id: w.view() for w in self._watches.values()}
 
     def blind_after(self) -> float:
         """Seconds of nothing but prober errors after which this prober says it cannot see."""
@@ -145,49 +173,55 @@ class Prober:
 
     async def _run(self, watch: _Watch) -> None:
         interval = watch.target.check.interval
-        await asyncio.sleep(random.uniform(0, interval))
+        loop = asyncio.get_running_loop()
+        due = loop.time() + random.uniform(0, interval)
         while True:
-            started = time.monotonic()
-            try:
-                result = await probe(watch.target, session=self._session, dns_name=self.dns_name,
-                                     source=self.source)
-            except Exception as exc:
-                # probe() should not raise; if it ever does, the target must stay checked, not go silent.
-                log.exception("%s: check of %s raised", self.region, watch.target)
-                result = ProbeResult(False, None, f"check raised {type(exc).__name__}: {exc}", local=True)
-            watch.updated = time.time()
-            self.checks += 1
-            late = self.lag.worst(started) if result.timed_out else 0.0
-            if result.local or late >= LAG_FRACTION * watch.target.check.timeout:
-                why = result.error or "check failed"
-                if not result.local:
-                    why += f" (the prober's own event loop was {late:.2f} s late: overloaded, not a vote)"
-                self._prober_error(watch, why)
-                self._count_failure(watch.target, "prober_error")
-                await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
-                continue
-            self._last_vote = time.monotonic()
-            if result.abstain:                # no news about the endpoint: its state and counters hold
-                if watch.error != result.error or watch.prober_error is not None:
-                    watch.error, watch.prober_error = result.error, None
-                    self._changed.set()
-                await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
-                continue
-            if watch.prober_error is not None:
-                log.info("%s: %s can be checked again", self.region, watch.target)
-                watch.prober_error = None
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            # The next check is due one interval after this one was due, not after it ended: a late
+            # check (a busy loop) does not push every later one. Past a whole interval late, start over.
+            due += interval
+            if due < loop.time():
+                due = loop.time() + interval
+            await self._check(watch)
+
+    async def _check(self, watch: _Watch) -> None:
+        started = time.monotonic()
+        try:
+            result = await probe(watch.target, session=self._session, dns_name=self.dns_name, source=self.source)
+        except Exception as exc:
+            # probe() should not raise; if it ever does, the target must stay checked, not go silent.
+            log.exception("%s: check of %s raised", self.region, watch.target)
+            result = ProbeResult(False, None, f"check raised {type(exc).__name__}: {exc}", local=True)
+        watch.updated = time.time()
+        self.checks += 1
+        late = self.lag.worst(started) if result.timed_out else 0.0
+        if result.local or late >= LAG_FRACTION * watch.target.check.timeout:
+            why = result.error or "check failed"
+            if not result.local:
+                why += f" (the prober's own event loop was {late:.2f} s late: overloaded, not a vote)"
+            self._prober_error(watch, why)
+            self._count_failure(watch.target, "prober_error")
+            return
+        self._last_vote = time.monotonic()
+        if result.abstain:                # no news about the endpoint: its state and counters hold
+            if watch.error != result.error or watch.prober_error is not None:
+                watch.error, watch.prober_error = result.error, None
                 self._changed.set()
-            if result.rtt_ms is not None:
-                watch.rtt.add(result.rtt_ms)
-            if not result.ok:
-                self._count_failure(watch.target, failure_reason(watch.target, result))
-            watch.error = None if result.ok else result.error
-            before = watch.risefall.state
-            if watch.risefall.observe(result.ok):
-                log.info("%s: %s %s -> %s%s", self.region, watch.target, before, watch.risefall.state,
-                         f" ({result.error})" if result.error else "")
-                self._changed.set()
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+            return
+        if watch.prober_error is not None:
+            log.info("%s: %s can be checked again", self.region, watch.target)
+            watch.prober_error = None
+            self._changed.set()
+        if result.rtt_ms is not None:
+            watch.add_rtt(result.rtt_ms)
+        if not result.ok:
+            self._count_failure(watch.target, failure_reason(watch.target, result))
+        watch.error = None if result.ok else result.error
+        before = watch.risefall.state
+        if watch.risefall.observe(result.ok):
+            log.info("%s: %s %s -> %s%s", self.region, watch.target, before, watch.risefall.state,
+                     f" ({result.error})" if result.error else "")
+            self._changed.set()
 
     def _count_failure(self, target: Target, reason: str) -> None:
         key = (target.address, reason)
@@ -215,7 +249,7 @@ class Prober:
                 await asyncio.wait_for(self._changed.wait(), self.report_interval)
             self._changed.clear()
             try:
-                result = self.report(self.region, self.views())
+                result = self.report(self.region, self.id_views() if self.by_id else self.views())
                 if asyncio.iscoroutine(result):
                     await result
             except Exception:
