@@ -26,6 +26,7 @@ from gslb.config.regions import load_regions
 from gslb.config.reloader import ZoneParser, yielding_gil
 from gslb.config.server import ServerConfig
 from gslb.config.store import ZoneStore
+from gslb.config.zone import zone_files
 from gslb.dns.identity import Identity
 from gslb.dns.rrl import RateLimiter
 from gslb.dns.server import Handler, parse_listen, start_dns
@@ -33,6 +34,7 @@ from gslb.dns.stats import DnsStats, add_rows, handler_counters, stats_enabled
 from gslb.dns.table import AnswerTable
 from gslb.dns.tcpguard import TcpGuard
 from gslb.dns.workerstats import CounterCollector, CounterReporter
+from gslb.errors import ConfigError
 from gslb.events import EventLog
 from gslb.health.feed import HealthFeed, SnapshotSender
 from gslb.health.service import HealthService
@@ -42,6 +44,8 @@ from gslb.steering.decide import SteeringData
 from gslb.steering.location import Locator
 
 log = logging.getLogger("gslb.server")
+
+FIRST_LOAD_SUBPROCESS_BYTES = 1_000_000   # zone files this big are parsed in a subprocess at start-up too
 
 
 def overrides_path(zones: str) -> str | None:
@@ -170,12 +174,29 @@ class Server:
         return total
 
     def reload(self, force: bool = False) -> bool:
-        """Reload changed zone files in this process and swap in a new answer table (at start-up, when
-        nothing is being answered yet); a broken file keeps its last good zone."""
-        changed = self._load(force)
+        """Reload changed zone files and swap in a new answer table (at start-up, when nothing is being
+        answered yet); a broken file keeps its last good zone. Zone files of FIRST_LOAD_SUBPROCESS_BYTES
+        or more in all are parsed in the parser subprocess: the YAML tree (for a 100,000-name zone about
+        80 MB at its peak, and memory this process would keep in fragments) never exists here."""
+        first = ZoneParser(self.parser.regions, self.parser.limits, nice=0) \
+            if self._zone_bytes() >= FIRST_LOAD_SUBPROCESS_BYTES else None
+        try:
+            changed = self._load(force, first.load if first is not None else None)
+        finally:
+            if first is not None:
+                first.close()         # a one-off: its worker would sit on the memory of the parse
         if changed:
             self._swap_table()
         return changed
+
+    def _zone_bytes(self) -> int:
+        """The size of the zone files, in all."""
+        total = 0
+        with contextlib.suppress(ConfigError):
+            for path in zone_files(self.config.zones) if os.path.isdir(self.config.zones) else [self.config.zones]:
+                with contextlib.suppress(OSError):
+                    total += os.stat(path).st_size
+        return total
 
     async def reload_async(self, force: bool = False) -> bool:
         """`reload` while serving: each file is parsed in the parser subprocess (the answering process's

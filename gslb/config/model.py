@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
+from gslb.config import rdata
 from gslb.config.nets import NetTable
 
 DEFAULT_MARGIN_MS = 10.0       # latency_margin_ms: above the RTT noise of a probe EWMA between two sites
@@ -191,12 +192,24 @@ class Pool:
 
 @dataclass(frozen=True, slots=True)
 class RRset:
-    """Static records of one name and type. `rdatas` are dnslib RD objects, validated at load."""
+    """Static records of one name and type, validated at load. `wire`: each record's RDLENGTH and
+    RDATA, one after the other (gslb/config/rdata.py: one bytes object instead of a dnslib object per
+    record); `rdatas` gives them as dnslib RD objects."""
 
     name: str            # absolute, lower case, trailing dot
     rtype: str           # "A", "MX", ...
     ttl: int
-    rdatas: tuple[Any, ...]
+    wire: bytes
+
+    @property
+    def rdatas(self) -> tuple[Any, ...]:
+        """The records as dnslib RD objects (made on each call)."""
+        return rdata.decode(self.rtype, self.wire)
+
+    def __reduce__(self) -> tuple:
+        # The dataclass default goes through dataclasses.fields() for each of a zone's RRsets: twice
+        # the time of a call to the class when a reload's zone is unpickled in the answering process.
+        return RRset, (self.name, self.rtype, self.ttl, self.wire)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,8 +273,13 @@ def frozen_map(d: Mapping) -> Mapping:
     return MappingProxyType(dict(d))
 
 
+def _thaw_map(d: dict) -> Mapping:
+    """A read-only view of a dict just unpickled (no copy: nothing else holds it)."""
+    return MappingProxyType(d)
+
+
 def _reduce_map(m: MappingProxyType) -> tuple:
-    return frozen_map, (dict(m),)
+    return _thaw_map, (dict(m),)
 
 
 # Zones are parsed in a subprocess and sent back pickled (gslb.config.reloader); a mappingproxy cannot

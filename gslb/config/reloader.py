@@ -34,6 +34,7 @@ log = logging.getLogger("gslb.zones")
 
 RELOAD_SWITCH_INTERVAL = 0.0002  # seconds a reloading thread may hold the GIL while DNS waits for it
 RETIRE_BYTES = 8_000_000        # a file at least this big gets a fresh worker afterwards
+RELOAD_NICE = 10                # niceness of the reload parser: DNS answers first when the cores are busy
 FREEZE_BYTES = 1_000_000        # a zone this big (pickled) is kept out of the garbage collector's walks
 
 
@@ -54,9 +55,12 @@ class ZoneParser:
     """Loads zone files in a worker process; `load(path)` blocks (call it from a thread) and returns a
     `Zone` or raises `ConfigError`, like `load_zone_file`."""
 
-    def __init__(self, regions: Regions, limits: ZoneLimits):
+    def __init__(self, regions: Regions, limits: ZoneLimits, nice: int = RELOAD_NICE):
+        """`nice`: added to the worker's niceness, so that on a busy machine the answering process gets
+        the CPU before a reload's parse does (0 at start-up, when there is nothing to answer yet)."""
         self.regions = regions
         self.limits = limits
+        self.nice = nice
         self._executor: concurrent.futures.ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self.busy = threading.Event()    # set while a file is being parsed (for the API and tests)
@@ -71,7 +75,7 @@ class ZoneParser:
                     context.set_forkserver_preload(["gslb.config.reloader"])
                 self._executor = concurrent.futures.ProcessPoolExecutor(
                     max_workers=1, mp_context=context, initializer=_init_worker,
-                    initargs=(self.regions, self.limits))
+                    initargs=(self.regions, self.limits, self.nice))
             return self._executor
 
     @property
@@ -154,9 +158,12 @@ _regions: Regions | None = None
 _limits: ZoneLimits = ZoneLimits()
 
 
-def _init_worker(regions: Regions, limits: ZoneLimits) -> None:
+def _init_worker(regions: Regions, limits: ZoneLimits, nice: int = 0) -> None:
     global _regions, _limits
     _regions, _limits = regions, limits
+    if nice:
+        with contextlib.suppress(OSError):
+            os.nice(nice)
     if limits.reload_memory_mb:
         import resource
         want = limits.reload_memory_mb * 2**20

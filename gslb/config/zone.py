@@ -9,11 +9,14 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import socket
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 import dnslib
 
+from gslb.config import rdata
 from gslb.config.kit import Custom, Flag, Int, Invalid, Section, Text, line_of
 from gslb.config.model import ExternalPool, RRset, Soa, Zone, ZoneLimits, frozen_map
 from gslb.config.names import NameError_, absolute, is_within, parent
@@ -82,17 +85,26 @@ def _int_field(item: Mapping, key: str, lo: int, hi: int, where: str, line: int,
 
 
 # The parsers of the record types declared in gslb/config/registry.py: (type, value, origin, where, line,
-# collector) -> a dnslib RD object, or None after adding a problem.
+# collector) -> a dnslib RD object or the RDATA bytes themselves, or None after adding a problem.
 @RECORD_TYPES.implements("A", "AAAA")
 def _address(rtype: str, value: Any, origin: str, where: str, line: int, c: Section) -> Any:
     v6 = rtype == "AAAA"
+    if type(value) is str and not v6:
+        # The usual case, without an ipaddress object: a dotted quad the C parser reads back the same
+        # way is exactly what ipaddress accepts (no leading zeros, four parts, each 0..255).
+        try:
+            packed = socket.inet_pton(socket.AF_INET, value)
+            if socket.inet_ntop(socket.AF_INET, packed) == value:
+                return packed
+        except OSError:
+            pass
     want = ipaddress.IPv6Address if v6 else ipaddress.IPv4Address
     try:
         address = want(str(value).strip())
     except ValueError:
         c.add(line, f"{where}: {short(value)} is not an IPv{6 if v6 else 4} address")
         return None
-    return dnslib.AAAA(str(address)) if v6 else dnslib.A(str(address))
+    return address.packed
 
 
 @RECORD_TYPES.implements("NS", "CNAME", "PTR")
@@ -109,7 +121,7 @@ def _txt(rtype: str, value: Any, origin: str, where: str, line: int, c: Section)
     data = str(value).encode()
     # RFC 1035: a TXT record is a list of <=255-byte strings; split long text the way zone files do.
     chunks = [data[i:i + 255] for i in range(0, len(data), 255)] or [b""]
-    return dnslib.TXT(chunks)
+    return b"".join(bytes((len(chunk),)) + chunk for chunk in chunks)
 
 
 @RECORD_TYPES.implements("MX")
@@ -153,11 +165,13 @@ def _caa(rtype: str, value: Any, origin: str, where: str, line: int, c: Section)
 
 
 RECORD_TYPES.complete()
+_TYPE_NAMES = {sys.intern(t): sys.intern(t) for t in RECORD_TYPES}
 
 
-def _rdata(rtype: str, value: Any, origin: str, where: str, line: int, c: Section) -> Any:
-    """One record's data as a dnslib RD object, or None after adding a problem."""
-    return RECORD_TYPES[rtype](rtype, value, origin, where, line, c)
+def _rdata(rtype: str, value: Any, origin: str, where: str, line: int, c: Section) -> bytes | None:
+    """One record's RDATA in wire form (gslb/config/rdata.py), or None after adding a problem."""
+    rd = RECORD_TYPES[rtype](rtype, value, origin, where, line, c)
+    return rd if rd is None or type(rd) is bytes else rdata.encode(rd)
 
 
 def _parse_soa(zone: Section, origin: str, ttl: int) -> Soa | None:
@@ -306,7 +320,9 @@ def _parse_name(name: str, raw_name: Any, entry: SourceMap, origin: str, zone_tt
             if rd is not None and rd not in rdatas:   # RFC 2181 5: an RRset has no duplicate records
                 rdatas.append(rd)
         if rdatas:
-            rrsets.setdefault(name, {})[rtype] = RRset(name, rtype, name_ttl, tuple(rdatas))
+            # One "TXT" string for the whole zone, not one per name (keys of 100,000 small dicts).
+            rtype = _TYPE_NAMES.get(rtype, rtype)
+            rrsets.setdefault(name, {})[rtype] = RRset(name, rtype, name_ttl, rdata.join(rdatas))
 
 
 def _check_zone_rules(origin: str, rrsets: dict, pool_names: dict, records: Any, c: Section) -> None:

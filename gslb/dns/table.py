@@ -7,7 +7,7 @@ packed on first use and kept in a bounded memo. Load-balanced names keep a `Pool
 records come from steering per query, from plans cached per client-location bucket.
 
 Big zones: the plain names (A, AAAA, TXT records and pools, not at the apex, a wildcard, a CNAME or a
-delegation) are packed at load straight into wire bytes, a few microseconds a name, without dnslib; their
+delegation) are packed at load from their records' wire form, a few microseconds a name, without dnslib; their
 NODATA answers share one packed response per zone and type. So the first query to any of them costs what
 a repeated one does. The other names of zones above PREWARM_LIMIT names are packed through dnslib on
 first use.
@@ -29,6 +29,7 @@ from dnslib import QTYPE, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 
 from gslb.config.model import Zone
 from gslb.config.names import is_within, parent
+from gslb.config.rdata import records
 from gslb.dns.authority import PoolRef, Result, find_zone, lookup, pool_zone, soa_rr
 from gslb.dns.identity import Identity
 from gslb.dns.stats import DnsStats
@@ -121,23 +122,12 @@ def _below_cut(zone: Zone, name: str) -> bool:
     return False
 
 
-def _pack_rrset(rrset) -> bytes | None:
-    """The answer section of an A, AAAA or TXT RRset owned by the question (a pointer to it), or None
-    when an rdata is not in the form expected (then dnslib packs it on first use)."""
-    parts = []
+def _pack_rrset(rrset) -> tuple[int, bytes]:
+    """(count, answer section) of an A, AAAA or TXT RRset owned by the question (a pointer to it): each
+    record of its wire form (gslb/config/rdata.py) behind the same owner, type, class and TTL."""
     head = struct.pack("!HHHI", 0xC00C, FAST_TYPES[rrset.rtype], 1, rrset.ttl)
-    for rd in rrset.rdatas:
-        if rrset.rtype == "TXT":
-            chunks = rd.data
-            if not all(isinstance(c, bytes) and len(c) < 256 for c in chunks):
-                return None
-            data = b"".join(bytes((len(c),)) + c for c in chunks)
-        else:
-            data = bytes(rd.data)
-            if len(data) != (4 if rrset.rtype == "A" else 16):
-                return None
-        parts.append(head + struct.pack("!H", len(data)) + data)
-    return b"".join(parts)
+    parts = [head + record for record in records(rrset.wire)]
+    return len(parts), b"".join(parts)
 
 
 class _Negatives:
@@ -250,10 +240,10 @@ class AnswerTable:
         packed = []
         for rtype, rrset in types.items():
             qtype = FAST_TYPES.get(rtype)
-            body = _pack_rrset(rrset) if qtype is not None else None
-            if body is None:
+            if qtype is None:
                 return None
-            packed.append(((wire, qtype), Entry(AA_FLAGS, len(rrset.rdatas), 0, 0, body, key=keys[qtype])))
+            count, body = _pack_rrset(rrset)
+            packed.append(((wire, qtype), Entry(AA_FLAGS, count, 0, 0, body, key=keys[qtype])))
         if pool is not None:
             owner_zone = pool_zone(self.zones, zone, pool)
             if owner_zone is None or "A" in types or "AAAA" in types:
