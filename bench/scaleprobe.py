@@ -183,6 +183,15 @@ class Fleet:
         self.procs.append(proc)
         return proc
 
+    def log_tails(self, lines: int = 5) -> str:
+        """The last lines of each process's stderr: why a run did not come up."""
+        out = []
+        for n, proc in enumerate(self.procs):
+            with open(os.path.join(self.tmp, f"log{n}"), errors="replace") as fh:
+                tail = fh.read().splitlines()[-lines:]
+            out.append(f"--- {' '.join(proc.args[1:4])}\n" + "\n".join(tail))
+        return "\n".join(out)
+
     def reports(self) -> list[dict]:
         return [get_json(f"{api}/v1/health")["reports"] for api in self.apis]
 
@@ -240,7 +249,11 @@ def run_probe(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         fleet = Fleet(tmp, 1, 1, targets, full_every=10)
         try:
-            wait_for(lambda: fleet.reports()[0]["ingest"].get("full"), 120, "the first report")
+            try:
+                wait_for(lambda: fleet.reports()[0]["ingest"].get("full"), 120, "the first report")
+            except RuntimeError:
+                print(fleet.log_tails(), file=sys.stderr)
+                raise
             time.sleep(10)                     # every target checked a few times
             row = {"targets": targets, "interval_s": 1, **measure(fleet, 30), **full_report_size(fleet)}
         finally:
@@ -276,10 +289,14 @@ def model(row: dict, nodes: int, regions: int, targets: int) -> dict:
     scale_t, scale_r = targets / row["targets"], regions / row["regions"]
     full = row["kinds"].get("full", {})
     delta = row["kinds"].get("delta", {})
-    full_bps = (full.get("mean_bytes") or 0) * scale_t * regions / 60.0
-    delta_bps = (delta.get("bytes_per_s") or 0) * scale_r
-    full_cpu = (full.get("mean_ingest_ms") or 0) * scale_t * regions / 60.0 / 1000
-    delta_cpu = (delta.get("reports_per_s") or 0) * scale_r * (delta.get("mean_ingest_ms") or 0) / 1000
+    per_node = 1 / row["nodes"]         # measure() sums the kinds over every server
+    # A 20 s window may hold no full report (one per 60 s): then the biggest one the servers saw.
+    full_bytes = full.get("mean_bytes") or row.get("full_report_bytes") or 0
+    full_ms = full.get("mean_ingest_ms") or row.get("full_ingest_max_ms") or 0
+    full_bps = full_bytes * scale_t * regions / 60.0
+    delta_bps = (delta.get("bytes_per_s") or 0) * per_node * scale_r
+    full_cpu = full_ms * scale_t * regions / 60.0 / 1000
+    delta_cpu = (delta.get("reports_per_s") or 0) * per_node * scale_r * (delta.get("mean_ingest_ms") or 0) / 1000
     return {"nodes": nodes, "regions": regions, "targets": targets, "modelled": True,
             "bytes_per_s_per_server": round(full_bps + delta_bps),
             "server_ingest_cpu_share": round(full_cpu + delta_cpu, 4),
