@@ -11,9 +11,10 @@ import logging
 import os
 import secrets
 import signal
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import aiohttp
 from aiohttp import web
@@ -91,7 +92,13 @@ class Pusher:
     which would load it more: the prober waits longer between posts (one interval more per failure in a
     row, up to BACKOFF_MAX) and sends a delta on the report whose fate it does not know (a busy server
     usually took it in the end), then, if the server says it does not hold that one, on the last report
-    it acknowledged; only when it holds neither does it get a full report."""
+    it acknowledged; only when it holds neither does it get a full report.
+
+    The posting runs on an event loop of its own, in its own thread: when checks saturate the prober's
+    loop (10,000 targets at 1 s: that loop seconds late), a post timed on that loop timed out before its
+    answer was read, every time, and the servers dropped the region. Here a post's timeout is real time,
+    report bodies are built off the checks' loop, and with `snapshot` set a report is made from it every
+    interval in which the prober's loop handed none in."""
 
     def __init__(self, urls: list[str], secret: str | None, interval: float, region_key: str | None = None,
                  full_every: float = FULL_EVERY):
@@ -120,30 +127,83 @@ class Pusher:
         self._deltas: dict[str, bool] = dict.fromkeys(self.urls, False)
         self._bodies: dict[tuple, tuple[bytes, bytes | None, dict]] = {}
         self.region: str | None = None
-        self._wake = {url: asyncio.Event() for url in self.urls}
+        # the views now, callable from the pusher's thread (Prober.id_views): reports go out on time even
+        # when the prober's loop is too late to hand them in
+        self.snapshot: Callable[[], dict[str, RegionView]] | None = None
+        self._reported_at = 0.0             # time.monotonic() of the last report made
+        self._wake: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping: asyncio.Event | None = None
 
     async def start(self) -> None:
-        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
-        self._tasks = [asyncio.create_task(self._send_loop(url)) for url in self.urls]
+        """Start posting, from a thread with its own event loop (see the class docstring)."""
+        up = threading.Event()
+        self._thread = threading.Thread(target=self._thread_main, args=(up,), name="gslb-pusher", daemon=True)
+        self._thread.start()
+        await asyncio.to_thread(up.wait)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self.session is not None:
+        if self._loop is not None and self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+
+    def _thread_main(self, up: threading.Event) -> None:
+        loop = asyncio.new_event_loop()     # uvloop when `gslb probe` set its policy
+        try:
+            loop.run_until_complete(self._main(up))
+        finally:
+            loop.close()
+
+    async def _main(self, up: threading.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self._wake = {url: asyncio.Event() for url in self.urls}
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+        self._tasks = [asyncio.create_task(self._send_loop(url)) for url in self.urls]
+        self._tasks.append(asyncio.create_task(self._tick()))
+        if self._latest is not None:        # handed in before the loop was up
+            self._wake_all()
+        up.set()
+        try:
+            await self._stopping.wait()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await self.session.close()
 
     def __call__(self, region: str, views: dict[str, RegionView]) -> None:
-        """A new report: `views` keyed by target_id (Prober(by_id=True))."""
+        """A new report: `views` keyed by target_id (Prober(by_id=True)). Callable from any thread."""
+        if self._loop is None:
+            self._new_report(region, views)
+        else:
+            self._loop.call_soon_threadsafe(self._new_report, region, views)
+
+    def _new_report(self, region: str, views: dict[str, RegionView]) -> None:
         self.region = region
         self.seq += 1
         self._latest = (self.seq, views)
+        self._reported_at = time.monotonic()
         self._bodies = {}                   # bodies of older reports are never sent again
+        self._wake_all()
+
+    def _wake_all(self) -> None:
         for wake in self._wake.values():
             wake.set()
+
+    async def _tick(self) -> None:
+        """A report from `snapshot` every interval in which the prober's loop handed none in."""
+        while True:
+            await asyncio.sleep(self.interval / 2)
+            if self.snapshot is None or self._latest is None or self.region is None:
+                continue                    # the prober's first report (its targets set) comes first
+            if time.monotonic() - self._reported_at >= self.interval:
+                self._new_report(self.region, self.snapshot())
 
     def _base(self, url: str) -> tuple[int, dict[str, RegionView]] | None:
         """The report a delta to this server builds on: the unanswered one if any, else the acknowledged one."""
@@ -245,7 +305,7 @@ class Pusher:
             self.failed[url] += 1
             if url not in self.failing:
                 self.failing.add(url)
-                log.warning("cannot report to %s: %s", url, exc or type(exc).__name__)
+                log.warning("cannot report to %s: %s", url, str(exc) or type(exc).__name__)
             sent_whole = isinstance(exc, TimeoutError | aiohttp.ServerDisconnectedError)
             return UNANSWERED if sent_whole else None
 
@@ -295,9 +355,9 @@ async def _refresh(args: argparse.Namespace, prober: Prober, now: asyncio.Event)
 async def _run(args: argparse.Namespace, secret: str | None) -> int:
     targets = await _first_targets(args)
     pusher = Pusher(args.report_to, secret, args.interval, args.region_key, args.full_every)
-    await pusher.start()
     prober = Prober(args.region, pusher, args.interval, source=args.source, by_id=True)
-    pusher.prober = prober
+    pusher.prober, pusher.snapshot = prober, prober.id_views
+    await pusher.start()
     await prober.start()
     prober.set_targets(targets)
     log.info("probing %d targets as region %s, reporting to %s", len(targets), args.region,

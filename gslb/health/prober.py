@@ -123,8 +123,9 @@ class Prober:
         return {t: w.view() for t, w in self._watches.items()}
 
     def id_views(self) -> dict[str, RegionView]:
-        """The views keyed by target_id (what a report names them by)."""
-        return {w.id: w.view() for w in self._watches.values()}
+        """The views keyed by target_id (what a report names them by). Callable from another thread (the
+        pusher's): list() copies the watches at once, so a zone reload meanwhile cannot break the loop."""
+        return {w.id: w.view() for w in list(self._watches.values())}
 
     def blind_after(self) -> float:
         """Seconds of nothing but prober errors after which this prober says it cannot see."""
