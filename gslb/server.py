@@ -129,9 +129,15 @@ class Server:
         ones while their answer table is being built, and the API must not report them early."""
         return self.handler.table.zones if self.handler is not None else {}
 
+    def _table_args(self) -> tuple:
+        return (self.store.zones, self.health, self.steering, self.locator,
+                Identity(self.config.node_id, self.config.version), self.dns_stats)
+
     def _build_table(self) -> AnswerTable:
-        return AnswerTable(self.store.zones, self.health, self.steering, self.locator,
-                           Identity(self.config.node_id, self.config.version), self.dns_stats)
+        return AnswerTable(*self._table_args())
+
+    async def _build_table_async(self) -> AnswerTable:
+        return await AnswerTable.build_async(*self._table_args())
 
     def _rate_limiter(self) -> RateLimiter | None:
         """The UDP response rate limiter of the `rrl:` config, or None when it is off."""
@@ -200,20 +206,20 @@ class Server:
 
     async def reload_async(self, force: bool = False) -> bool:
         """`reload` while serving: each file is parsed in the parser subprocess (the answering process's
-        GIL stays free), and the answer table is built in a thread; only the swap runs on the loop."""
+        GIL stays free) and unpickled on the loop in slices (gslb/config/reloader.py); the answer table
+        is built on the loop in steps between queries (AnswerTable.build_async), then swapped in."""
         async with self._reload_lock:
-            def load_and_build() -> AnswerTable | None:
-                started = time.monotonic()
-                if not self._load(force, self.parser.load):
-                    return None
-                table = self._build_table()
-                log.info("zones reloaded in %.2f s", time.monotonic() - started)
-                return table
+            started = time.monotonic()
+            self.parser.loop = asyncio.get_running_loop()
             with yielding_gil():
-                table = await asyncio.get_running_loop().run_in_executor(None, load_and_build)
-            if table is not None:
-                self._swap_table(table)
-            return table is not None
+                changed = await asyncio.get_running_loop().run_in_executor(
+                    None, self._load, force, self.parser.load)
+            if not changed:
+                return False
+            table = await self._build_table_async()
+            self._swap_table(table)
+            log.info("zones reloaded in %.2f s", time.monotonic() - started)
+            return True
 
     def signal_workers_reload(self) -> None:
         """Make every DNS worker process reload its zones too (what SIGHUP to the main process does)."""

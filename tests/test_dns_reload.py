@@ -165,16 +165,16 @@ def test_the_watcher_survives_a_reload_that_fails(serve):
     """Fault injection: building the answer table fails once; later edits must still be picked up."""
     srv = serve({"r.yaml": ZONE.replace("ADDRESS", "192.0.2.1")})
     server = srv.server
-    real = server._build_table
+    real = server._build_table_async       # reloads build the table on the loop, in steps
     calls = []
 
-    def fail_once():
+    async def fail_once():
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("injected")
-        return real()
+        return await real()
 
-    server._build_table = fail_once
+    server._build_table_async = fail_once
     (srv.zone_dir / "r.yaml").write_text(ZONE.replace("ADDRESS", "192.0.2.2"))
     wait(lambda: calls, 3.0)
     assert a_of(srv) == "192.0.2.1"                  # the failed reload left the old answers serving
