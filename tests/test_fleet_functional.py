@@ -129,7 +129,7 @@ health:
 """)
 
     def start(self) -> float:
-        """Start and wait until it answers DNS; returns the seconds that took."""
+        """Start and wait until it answers DNS and its API; returns the seconds until DNS answered."""
         began = time.monotonic()
         env = {k: v for k, v in os.environ.items() if not k.startswith("GSLB_")}
         with open(self.log, "a") as out:
@@ -139,7 +139,16 @@ health:
                 cwd=REPO, env=dict(env, GSLB_LOG_LEVEL="INFO"), stdout=out, stderr=subprocess.STDOUT)
         wait_for(f"{self.name} to answer DNS",
                  lambda: self._alive() and answer(self.dns, "static.fleet.test.") == ["192.0.2.10"], 30)
-        return time.monotonic() - began
+        answered = time.monotonic() - began
+        wait_for(f"{self.name}'s API", self._api_up, 30)      # bound after DNS: not yet there at times
+        return answered
+
+    def _api_up(self) -> bool:
+        try:
+            self.get("/healthz")
+        except OSError:
+            return False
+        return True
 
     def _alive(self) -> bool:
         assert self.proc is not None and self.proc.poll() is None, f"{self.name} exited: {self.log.read_text()}"
