@@ -88,3 +88,8 @@ def test_table_built_in_steps_answers_like_one_built_at_once(tmp_path):
         for key, entry in whole._entries.items():
             other = table._entries[key]
             assert (other.an, other.body, other.flags) == (entry.an, entry.body, entry.flags)
+
+
+def test_name_count_is_the_number_of_names(tmp_path):
+    zone = load_zone_file(write_zone(tmp_path / "z.yaml"), Regions.empty())
+    assert zone.name_count == len(zone.names) == NAMES + 9   # 9 fixed owner names besides the hN

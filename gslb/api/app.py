@@ -29,7 +29,7 @@ async def zones(request: web.Request) -> web.Response:
     """What is loaded: per zone its origin, serial, file and names; per file the last reload result."""
     server = request.app[SERVER]
     loaded = [{
-        "origin": z.origin, "serial": z.soa.serial, "file": z.file, "names": len(z.names),
+        "origin": z.origin, "serial": z.soa.serial, "file": z.file, "names": z.name_count,
         "pools": sorted(z.pools),
     } for z in sorted(server.served_zones.values(), key=lambda z: z.origin)]
     files = [{

@@ -255,6 +255,12 @@ class Zone:
         """Names that own records (static or a pool)."""
         return frozenset(self.rrsets) | frozenset(self.pool_names)
 
+    @property
+    def name_count(self) -> int:
+        """len(names) without building the set (GET /v1/zones: 10 ms for 100,000 names, on the loop)."""
+        rrsets = self.rrsets
+        return len(rrsets) + sum(1 for name in self.pool_names if name not in rrsets)
+
 
 @dataclass(frozen=True, slots=True)
 class ZoneLimits:
