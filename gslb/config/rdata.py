@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from dnslib import RD, RDMAP, DNSBuffer
+if TYPE_CHECKING:       # dnslib is imported where records are packed or parsed, not by every model user
+    from dnslib import RD
 
 _LENGTH = struct.Struct("!H")
 
@@ -20,6 +22,8 @@ _LENGTH = struct.Struct("!H")
 def encode(rd: RD) -> bytes:
     """One dnslib record's RDATA. Each record type of gslb/config/registry.py has at most one name in
     its data, so a fresh buffer never compresses it: the bytes stand alone, wherever they are copied."""
+    from dnslib import DNSBuffer
+
     buffer = DNSBuffer()
     rd.pack(buffer)
     return bytes(buffer.data)
@@ -41,6 +45,8 @@ def records(wire: bytes) -> Iterator[bytes]:
 
 def decode(rtype: str, wire: bytes) -> tuple[RD, ...]:
     """The records of an RRset's wire form as dnslib objects."""
+    from dnslib import RD, RDMAP, DNSBuffer
+
     cls = RDMAP.get(rtype, RD)
     out = []
     for record in records(wire):
