@@ -212,6 +212,10 @@ def test_backends_die_both_nodes_withdraw_at_once_and_return(fleet):
     status = subprocess.run([sys.executable, "-m", "gslb", "status", "--api", api], cwd=REPO, capture_output=True,
                             text=True, timeout=20, check=True).stdout
     assert "proxy eu-1: live" in status and "proxy eu-1/app" in status and "2/2 backends" in status, status
+    # Each node's own prober must have judged every endpoint before the nodes can agree (a node that
+    # started a moment later may still say "unknown" for one).
+    wait_until(lambda: all(e["state"] == "up" for n in nodes for p in health(n)["zones"][0]["pools"]
+                           for site in p["sites"] for e in site["endpoints"]), 10, "both nodes judged every endpoint")
     apis = [a for n in nodes for a in ("--api", f"http://{n.api[0]}:{n.api[1]}")]
     fleet_status = subprocess.run([sys.executable, "-m", "gslb", "status", *apis], cwd=REPO, capture_output=True,
                                   text=True, timeout=20, check=False)
