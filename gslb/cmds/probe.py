@@ -33,6 +33,7 @@ from gslb.health.signing import HEADER, sign
 from gslb.health.snapshot import RegionView
 from gslb.health.statefile import target_from_key
 from gslb.server import zone_targets
+from gslb.tasks import cancel_and_wait
 
 log = logging.getLogger("gslb.probe")
 GZIP_ABOVE = 16 * 1024     # bytes of JSON above which a report is sent gzipped
@@ -170,11 +171,7 @@ class Pusher:
         try:
             await self._stopping.wait()
         finally:
-            for task in self._tasks:
-                task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(self._tasks)
             await self.session.close()
 
     def __call__(self, region: str, views: dict[str, RegionView]) -> None:

@@ -19,6 +19,7 @@ import socket
 from collections.abc import Callable
 
 from gslb.dns.stats import WorkerCounters
+from gslb.tasks import cancel_and_wait
 
 log = logging.getLogger("gslb.dns")
 INTERVAL = 1.0          # seconds between two counter lines of a worker
@@ -88,10 +89,6 @@ class CounterCollector:
                 log.warning("DNS worker %d sent a counter line that is not JSON; ignored", worker)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         for writer in self._writers:
             writer.close()

@@ -30,6 +30,7 @@ from gslb.health.lag import LoopLag
 from gslb.health.report import target_id
 from gslb.health.snapshot import ProberStatus, RegionView
 from gslb.health.state import Ewma, RiseFall
+from gslb.tasks import cancel_and_wait
 
 log = logging.getLogger("gslb.prober")
 Report = Callable[[str, dict[Target, RegionView] | dict[str, RegionView]], Awaitable[None] | None]
@@ -147,12 +148,8 @@ class Prober:
 
     async def stop(self) -> None:
         tasks = [w.task for w in self._watches.values() if w.task] + ([self._reporter] if self._reporter else [])
-        for task in tasks:
-            task.cancel()
         self.lag.stop()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(tasks)
         if self._session is not None:
             await self._session.close()
 

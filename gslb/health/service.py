@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 
@@ -19,6 +18,7 @@ from gslb.health.prober import Prober
 from gslb.health.report import target_id
 from gslb.health.snapshot import HealthSnapshot, RegionView
 from gslb.health.statefile import target_key
+from gslb.tasks import cancel_and_wait
 
 log = logging.getLogger("gslb.health")
 SAVE_EVERY = 10.0
@@ -110,10 +110,7 @@ class HealthService:
     async def stop(self) -> None:
         if self._expiry is not None:
             self._expiry.cancel()
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self.save()
         if self.prober is not None:
             await self.prober.stop()

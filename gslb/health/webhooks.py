@@ -26,6 +26,7 @@ from gslb import __version__
 from gslb.config.notify import NotifyTarget
 from gslb.events import Event
 from gslb.health.signing import HEADER, sign
+from gslb.tasks import cancel_and_wait
 
 log = logging.getLogger("gslb.notify")
 QUEUE_SIZE = 1000            # events waiting per receiver; the oldest is dropped beyond
@@ -94,10 +95,7 @@ class Notifier:
                 receiver.put(event)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         if self._session is not None:
             await self._session.close()

@@ -24,6 +24,7 @@ from gslb.health.proxyreport import encode_proxy_report
 from gslb.health.signing import HEADER, sign
 from gslb.proxy.config import ProxyConfig, ReportConfig
 from gslb.proxy.state import PoolState
+from gslb.tasks import cancel_and_wait
 
 log = logging.getLogger("gslb.proxy")
 POLL = 0.05        # seconds between looks at the pools: an ejection's end or a slow-start has no event
@@ -84,11 +85,7 @@ class ProxyReporter:
         empty (this proxy shuts down), so DNS withdraws its sites before its listeners close."""
         if self._events is not None:
             self._events.unsubscribe(self._on_event)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         if draining and self.last is not None and self.session is not None:
             empty = {name: (0, t, 0, tw) for name, (_, t, _, tw) in self.last.items()}
             body = encode_proxy_report(self.settings.name, self.settings.region, self.settings.interval, empty, True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import dataclasses
 import logging
 import random
@@ -18,6 +17,7 @@ from gslb.health.checks import make_session, probe
 from gslb.health.state import Ewma, RiseFall
 from gslb.proxy.balancers import make_balancer
 from gslb.proxy.config import Backend, UpstreamPool
+from gslb.tasks import cancel_and_wait
 
 log = logging.getLogger("gslb.proxy")
 MAX_IDLE = 256
@@ -175,10 +175,7 @@ class PoolState:
             log.info("%s", text)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         if getattr(self, "_session", None) is not None:
             await self._session.close()
 
